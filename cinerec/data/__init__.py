@@ -1,0 +1,1 @@
+"""Data layer: schemas, loaders, the dataset container, derived signals and splits."""

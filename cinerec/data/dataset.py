@@ -1,0 +1,78 @@
+"""The dataset container: items, interactions and optional users, stored as Parquet."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from cinerec.data.io import atomic_path
+from cinerec.data.schemas import conform, empty_frame
+from cinerec.errors import DataError
+
+
+@dataclass
+class Dataset:
+    """One recommendation dataset in cinerec's schemas.
+
+    ``interactions`` only reference items present in ``items`` (loaders guarantee it), so
+    catalog items without any interaction — cold-start items — are simply rows of ``items``
+    that no interaction names.
+    """
+
+    name: str
+    items: pd.DataFrame
+    interactions: pd.DataFrame
+    users: pd.DataFrame = field(default_factory=lambda: empty_frame("users"))
+    info: dict[str, object] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the three tables to ``folder`` atomically (all or nothing)."""
+        folder = Path(folder)
+        with atomic_path(folder) as tmp:
+            tmp.mkdir(parents=True)
+            pq.write_table(conform(self.items, "items"), tmp / "items.parquet")
+            pq.write_table(conform(self.interactions, "interactions"), tmp / "interactions.parquet")
+            pq.write_table(conform(self.users, "users"), tmp / "users.parquet")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, name: str | None = None) -> Dataset:
+        """Read a folder written by :meth:`save`."""
+        folder = Path(folder)
+        for table in ("items", "interactions"):
+            if not (folder / f"{table}.parquet").exists():
+                raise DataError(f"missing {table}.parquet", file=str(folder))
+        users_path = folder / "users.parquet"
+        return cls(
+            name=name or folder.name,
+            items=pq.read_table(folder / "items.parquet").to_pandas(),
+            interactions=pq.read_table(folder / "interactions.parquet").to_pandas(),
+            users=pq.read_table(users_path).to_pandas()
+            if users_path.exists()
+            else empty_frame("users"),
+        )
+
+    def fingerprint(self) -> str:
+        """A short content hash of the interactions and item ids (for bundle manifests)."""
+        digest = hashlib.sha256()
+        cols = ["user_id", "item_id", "value", "timestamp"]
+        hashed = pd.util.hash_pandas_object(self.interactions[cols], index=False)
+        digest.update(hashed.to_numpy().tobytes())
+        digest.update(pd.util.hash_pandas_object(self.items["item_id"], index=False).to_numpy())
+        return digest.hexdigest()[:16]
+
+    def summary(self) -> dict[str, object]:
+        """Counts a person wants to see after loading."""
+        inter = self.interactions
+        return {
+            "items": len(self.items),
+            "interactions": len(inter),
+            "users": int(inter["user_id"].nunique()),
+            "items_with_interactions": int(inter["item_id"].nunique()),
+            "series": int((self.items["type"] == "series").sum()),
+            **self.info,
+        }

@@ -1,0 +1,226 @@
+"""The model protocol every cinerec model follows, and the registry that names them.
+
+A model is fitted on an :class:`~cinerec.data.matrix.InteractionMatrix`, then scores a batch
+of users (by row index) over the whole catalog or a given candidate set. ``recommend``
+builds on ``score``: top-k per user, already-seen items excluded. Models save to a folder as
+``model.json`` (name, hyperparameters, small metadata) plus ``arrays.npz`` loaded with
+``allow_pickle=False`` — no pickle anywhere, so a bundle cannot execute code on load.
+
+Subclasses implement ``_fit``, ``score``, ``_state`` and ``_restore`` and declare
+``search_space`` (the grid tuned on a validation split).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self, TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from cinerec.data.matrix import InteractionMatrix
+from cinerec.errors import ModelError
+
+_REGISTRY: dict[str, type[Model]] = {}
+ModelType = TypeVar("ModelType", bound="type[Model]")
+
+
+def register(cls: ModelType) -> ModelType:
+    """Class decorator: make a model available by its ``name`` to the CLI and loaders."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    _import_builtin_models()
+    return sorted(_REGISTRY)
+
+
+def get_model_class(name: str) -> type[Model]:
+    _import_builtin_models()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ModelError(f"unknown model '{name}' (known: {known})")
+    return _REGISTRY[name]
+
+
+def _import_builtin_models() -> None:
+    import cinerec.models.builtin  # noqa: F401  (registers the built-in models)
+
+
+class Model(ABC):
+    """Base class: fit / score / recommend / save / load for one recommendation model.
+
+    Shapes: ``user_idx`` is an int array (n,), ``items`` an optional int array (m,) of
+    item indices; ``score`` returns float32 (n, m) or (n, n_items). ``user_items``, when
+    given, is a CSR (n, n_items) of the users' current histories and replaces the training
+    rows — the hook for request-time history and for users unseen in training.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, **params: Any) -> None:
+        unknown = set(params) - set(self.default_params())
+        if unknown:
+            raise ModelError(f"{self.name}: unknown parameter(s) {sorted(unknown)}")
+        self.params: dict[str, Any] = {**self.default_params(), **params}
+        self.seen: sp.csr_matrix | None = None
+
+    # ----- what a subclass declares -------------------------------------------------
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """Hyperparameters and their defaults (JSON-serialisable values)."""
+        return {}
+
+    @classmethod
+    def search_space(cls) -> dict[str, list[Any]]:
+        """Grid of hyperparameter values tried on the validation split (empty: none)."""
+        return {}
+
+    @abstractmethod
+    def _fit(self, data: InteractionMatrix) -> None: ...
+
+    @abstractmethod
+    def score(
+        self,
+        user_idx: np.ndarray,
+        items: np.ndarray | None = None,
+        user_items: sp.csr_matrix | None = None,
+    ) -> np.ndarray: ...
+
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """Fitted arrays to save (the seen matrix is saved by the base class)."""
+
+    @abstractmethod
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None: ...
+
+    # ----- shared behaviour -----------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return self._seen().shape[1]
+
+    @property
+    def n_users(self) -> int:
+        return self._seen().shape[0]
+
+    def fit(self, data: InteractionMatrix) -> Self:
+        self.seen = data.matrix.tocsr().astype(np.float32)
+        self._fit(data)
+        return self
+
+    def history(self, user_idx: np.ndarray, user_items: sp.csr_matrix | None) -> sp.csr_matrix:
+        """The (n, n_items) history rows used to score ``user_idx``."""
+        if user_items is not None:
+            if user_items.shape != (len(user_idx), self.n_items):
+                raise ModelError(
+                    f"user_items has shape {user_items.shape}, "
+                    f"expected ({len(user_idx)}, {self.n_items})"
+                )
+            return user_items.tocsr()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.n_users):
+            raise ModelError(f"{self.name}: user index out of range [0, {self.n_users})")
+        return self._seen()[user_idx]
+
+    def recommend(
+        self,
+        user_idx: np.ndarray,
+        k: int = 10,
+        exclude_seen: bool = True,
+        items: np.ndarray | None = None,
+        user_items: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores per user, best first.
+
+        Returns int64 (n, k) indices into the catalog and float32 (n, k) scores; where
+        fewer than ``k`` items are eligible the row is padded with -1 and -inf.
+        """
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        scores = self.score(user_idx, items=items, user_items=user_items).astype(np.float32)
+        candidates = None if items is None else np.asarray(items, dtype=np.int64)
+        if exclude_seen:
+            seen = self.history(user_idx, user_items)
+            if candidates is not None:
+                seen = seen[:, candidates]
+            rows, cols = seen.nonzero()
+            scores[rows, cols] = -np.inf
+        top, top_scores = top_k(scores, k)
+        if candidates is not None:
+            top = np.where(top >= 0, candidates[np.maximum(top, 0)], -1)
+        return top, top_scores
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        seen = self._seen()
+        arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in self._state().items()}
+        arrays.update(
+            {
+                "seen.data": seen.data,
+                "seen.indices": seen.indices,
+                "seen.indptr": seen.indptr,
+                "seen.shape": np.asarray(seen.shape, dtype=np.int64),
+            }
+        )
+        np.savez(folder / "arrays.npz", **arrays)
+        meta = {"name": self.name, "params": self.params}
+        (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Model:
+        return load_model(folder)
+
+    def _seen(self) -> sp.csr_matrix:
+        if self.seen is None:
+            raise ModelError(f"{self.name} is not fitted")
+        return self.seen
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({params})"
+
+
+def load_model(folder: str | Path) -> Model:
+    """Load any registered model from a folder written by :meth:`Model.save`."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load model from {folder}: {exc}") from exc
+    model = get_model_class(meta["name"])(**meta["params"])
+    shape = tuple(int(x) for x in arrays["seen.shape"])
+    model.seen = sp.csr_matrix(
+        (arrays["seen.data"], arrays["seen.indices"], arrays["seen.indptr"]), shape=shape
+    )
+    model._restore({k[6:]: v for k, v in arrays.items() if k.startswith("state.")})
+    return model
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a dense score matrix: (indices, scores), best first.
+
+    Entries equal to -inf are never returned; their slots are padded with -1 / -inf.
+    Ties are broken by lower index, so results are deterministic.
+    """
+    n, m = scores.shape
+    k_eff = min(k, m)
+    if k_eff == 0:
+        return np.full((n, k), -1, dtype=np.int64), np.full((n, k), -np.inf, dtype=np.float32)
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff] if k_eff < m else None
+    if part is None:
+        part = np.broadcast_to(np.arange(m), (n, m)).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    val = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    idx[~np.isfinite(val) & (val < 0)] = -1
+    if k_eff < k:
+        pad = k - k_eff
+        idx = np.hstack([idx, np.full((n, pad), -1, dtype=np.int64)])
+        val = np.hstack([val, np.full((n, pad), -np.inf, dtype=np.float32)])
+    return idx, val

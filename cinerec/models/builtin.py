@@ -1,0 +1,1 @@
+"""Imports the built-in models so that they register themselves."""
