@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cinerec.data.io import atomic_path
+from cinerec.data.matrix import epoch_seconds
 from cinerec.data.schemas import conform, empty_frame
 from cinerec.errors import DataError
 
@@ -59,10 +60,18 @@ class Dataset:
     def fingerprint(self) -> str:
         """A short content hash of the interactions and item ids (for bundle manifests)."""
         digest = hashlib.sha256()
-        cols = ["user_id", "item_id", "value", "timestamp"]
-        hashed = pd.util.hash_pandas_object(self.interactions[cols], index=False)
-        digest.update(hashed.to_numpy().tobytes())
-        digest.update(pd.util.hash_pandas_object(self.items["item_id"], index=False).to_numpy())
+        inter = self.interactions
+        canonical = pd.DataFrame(
+            {
+                "user_id": inter["user_id"].astype(str).to_numpy(dtype=object),
+                "item_id": inter["item_id"].astype(str).to_numpy(dtype=object),
+                "value": inter["value"].to_numpy(dtype="float64", na_value=float("nan")),
+                "timestamp": epoch_seconds(inter["timestamp"]),
+            }
+        )
+        digest.update(pd.util.hash_pandas_object(canonical, index=False).to_numpy().tobytes())
+        item_ids = pd.Series(self.items["item_id"].astype(str).to_numpy(dtype=object))
+        digest.update(pd.util.hash_pandas_object(item_ids, index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, object]:

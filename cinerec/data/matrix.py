@@ -83,7 +83,7 @@ class InteractionMatrix:
         item_idx = item_index.lookup(interactions["item_id"])
         keep = (user_idx >= 0) & (item_idx >= 0) & (conf > 0)
         ts = interactions["timestamp"]
-        seconds = _epoch_seconds(ts)
+        seconds = epoch_seconds(ts)
         events = pd.DataFrame(
             {
                 "user_idx": user_idx[keep],
@@ -107,7 +107,8 @@ class InteractionMatrix:
         return np.asarray((self.matrix > 0).sum(axis=0)).ravel().astype(np.float64)
 
 
-def _epoch_seconds(ts: pd.Series) -> np.ndarray:
+def epoch_seconds(ts: pd.Series) -> np.ndarray:
+    """UTC timestamps (datetime or integer seconds) as int64 seconds since the epoch."""
     if pd.api.types.is_datetime64_any_dtype(ts):
         ts = ts.dt.tz_convert("UTC") if ts.dt.tz is not None else ts.dt.tz_localize("UTC")
         return ts.astype("datetime64[s, UTC]").astype("int64").to_numpy()

@@ -1,0 +1,32 @@
+# Two commands a person needs: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Public datasets are downloaded from their publishers unless a local mirror is given;
+# this workspace keeps one beside the repository, which is used when present.
+MIRROR ?= $(or $(CINEREC_DATA_MIRROR),$(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),))
+MIRROR_ENV := $(if $(MIRROR),CINEREC_DATA_MIRROR=$(MIRROR),)
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: demo test lint benchmark setup clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(MIRROR_ENV) $(BIN)/cinerec demo
+
+test: setup
+	$(BIN)/ruff check cinerec tests benchmarks
+	$(MIRROR_ENV) $(BIN)/pytest -q
+
+benchmark: setup
+	$(MIRROR_ENV) $(BIN)/python benchmarks/offline_accuracy.py
+
+clean:
+	rm -rf $(VENV) data bundles reports

@@ -1,0 +1,348 @@
+"""The ``cinerec`` command: data, train, recommend, evaluate and the demo, in one entry point.
+
+Every command that prints results takes ``--json`` and then writes one JSON document to
+stdout. Errors are one line on stderr (exit status 2), never a traceback.
+"""
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cinerec.console import err_console, out_console, print_error, print_json
+from cinerec.errors import CinerecError
+
+app = typer.Typer(
+    help="cinerec — a hybrid recommender for movies and TV series.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Fetch, import and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+MirrorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mirror",
+        envvar="CINEREC_DATA_MIRROR",
+        help="Local folder or base URL mirroring the public datasets.",
+    ),
+]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache", envvar="CINEREC_CACHE", help="Download cache folder.")
+]
+MapOpt = Annotated[
+    str | None,
+    typer.Option("--map", help="Column mapping, e.g. 'user_id=userId,item_id=movieId'."),
+]
+LenientOpt = Annotated[
+    bool, typer.Option("--lenient", help="Drop and count bad rows instead of stopping.")
+]
+ModelsOpt = Annotated[
+    str | None, typer.Option("--models", help="Comma-separated model names (default: baselines).")
+]
+
+
+def _split_names(names: str | None) -> list[str] | None:
+    return [n.strip() for n in names.split(",") if n.strip()] if names else None
+
+
+def _load(
+    dataset: str | None,
+    interactions: Path | None,
+    items: Path | None,
+    mapping: str | None,
+    lenient: bool,
+    mirror: str | None,
+    cache: Path | None,
+    progress: bool,
+):
+    """A Dataset from a dataset name / folder, or from a user's own files."""
+    if interactions is not None:
+        from cinerec.data.importer import import_dataset
+
+        return import_dataset(interactions, items_path=items, mapping=mapping, strict=not lenient)
+    if dataset is None:
+        raise CinerecError("give --dataset NAME|FOLDER or --interactions FILE")
+    from cinerec.data.loaders import load_dataset
+
+    return load_dataset(dataset, mirror=mirror, cache=cache, progress=progress)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="ml-latest-small, ml-100k, ml-1m, …, or demo.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet tables.")],
+    mirror: MirrorOpt = None,
+    cache: CacheOpt = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Download (or read from the mirror), check and store a public dataset as Parquet."""
+    started = time.perf_counter()
+    dataset = _load(name, None, None, None, False, mirror, cache, not json_)
+    dataset.save(out)
+    summary = {**dataset.summary(), "out": str(out), "seconds": time.perf_counter() - started}
+    _print_summary(summary, json_)
+
+
+@data_app.command("import")
+def data_import(
+    interactions: Annotated[Path, typer.Option("--interactions", help="CSV or Parquet file.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet tables.")],
+    items: Annotated[Path | None, typer.Option("--items", help="Catalog file.")] = None,
+    mapping: MapOpt = None,
+    lenient: LenientOpt = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Import your own interactions (and catalog) with a column mapping, validated."""
+    dataset = _load(None, interactions, items, mapping, lenient, None, None, not json_)
+    dataset.save(out)
+    _print_summary({**dataset.summary(), "out": str(out)}, json_)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Name or folder.")] = None,
+    interactions: Annotated[Path | None, typer.Option("--interactions")] = None,
+    items: Annotated[Path | None, typer.Option("--items")] = None,
+    mapping: MapOpt = None,
+    lenient: LenientOpt = False,
+    models: ModelsOpt = None,
+    validation: Annotated[
+        str, typer.Option("--validation", help="Validation split carved from the data.")
+    ] = "leave-last:5",
+    mirror: MirrorOpt = None,
+    cache: CacheOpt = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Tune every model on a validation split, refit on all data, write a model bundle."""
+    from cinerec.training.train import DEFAULT_TRAIN_MODELS, train_bundle
+
+    data = _load(dataset, interactions, items, mapping, lenient, mirror, cache, not json_)
+    report = train_bundle(
+        data,
+        out,
+        model_names=_split_names(models) or DEFAULT_TRAIN_MODELS,
+        validation_spec=validation,
+        progress=not json_,
+    )
+    if json_:
+        print_json(report.to_dict())
+        return
+    _print_summary(report.to_dict()["validation"] | {"default": report.default_model}, False)
+
+
+@app.command()
+def recommend(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
+    out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 10,
+    users: Annotated[
+        Path | None, typer.Option("--users", help="File with a user_id column (or one id a line).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model in the bundle.")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Write user_id,item_id,score,rank for every (or the given) user, seen items excluded."""
+    from cinerec.data.tables import read_table, write_table
+    from cinerec.training.bundle import load_bundle
+
+    loaded = load_bundle(bundle)
+    user_ids = None
+    if users is not None:
+        frame = read_table(users, header_optional_column="user_id")
+        user_ids = frame["user_id"].astype(str).to_numpy()
+    started = time.perf_counter()
+    recs = loaded.recommend(user_ids, k=k, model=model)
+    write_table(recs, out)
+    summary = {
+        "out": str(out),
+        "model": model or loaded.default_model,
+        "users": int(recs["user_id"].nunique()),
+        "rows": len(recs),
+        "seconds": time.perf_counter() - started,
+    }
+    if user_ids is not None:
+        summary["unknown_users"] = len(set(user_ids) - set(recs["user_id"]))
+    _print_summary(summary, json_)
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Name or folder.")] = None,
+    interactions: Annotated[Path | None, typer.Option("--interactions")] = None,
+    items: Annotated[Path | None, typer.Option("--items")] = None,
+    mapping: MapOpt = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option("--split", help="leave-last:N, temporal:F, random:F, random-item:F."),
+    ] = None,
+    models: ModelsOpt = None,
+    predictions: Annotated[
+        Path | None, typer.Option("--predictions", help="Another system's recommendations.")
+    ] = None,
+    truth: Annotated[Path | None, typer.Option("--truth", help="Held-out interactions.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 10,
+    report: Annotated[Path, typer.Option("--report", help="Report folder.")] = Path("reports"),
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    mirror: MirrorOpt = None,
+    cache: CacheOpt = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Evaluate models on a dataset + split, or score external predictions against truth."""
+    from cinerec.evaluation.report import format_table, write_report
+
+    ks = tuple(sorted({1, 5, k, 20} if k <= 20 else {1, 5, 10, k}))
+    if predictions is not None or truth is not None:
+        if predictions is None or truth is None:
+            raise CinerecError("--predictions and --truth go together")
+        from cinerec.data.tables import read_table
+        from cinerec.evaluation.evaluator import evaluate_predictions
+
+        result = evaluate_predictions(
+            read_table(predictions), read_table(truth), k=k, ks=ks, name=predictions.stem
+        )
+        results, context = [result], {"predictions": str(predictions), "truth": str(truth)}
+        files = write_report(results, report, title="External predictions", context=context)
+        if json_:
+            print_json(
+                {
+                    "context": context,
+                    "results": [r.to_dict() for r in results],
+                    "report": {n: str(p) for n, p in files.items()},
+                }
+            )
+        else:
+            out_console.print(format_table(results, k=k))
+        return
+
+    from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
+
+    data = _load(dataset, interactions, items, mapping, False, mirror, cache, not json_)
+    runs = {}
+    all_files = {}
+    for spec in split or ["leave-last:1"]:
+        run = run_protocol(
+            data,
+            spec,
+            _split_names(models) or DEFAULT_MODELS,
+            ks=ks,
+            seed=seed,
+            progress=not json_,
+        )
+        folder = report / f"{data.name}-{spec.replace(':', '-')}"
+        files = write_report(
+            run.results, folder, title=f"{data.name} · {spec}", context=run.context
+        )
+        runs[spec] = run
+        all_files[spec] = files
+        if not json_:
+            out_console.print(format_table(run.results, k=k))
+            out_console.print(f"report: {files.get('markdown', folder)}")
+    if json_:
+        print_json(
+            {
+                spec: {
+                    "context": run.context,
+                    "results": [r.to_dict() for r in run.results],
+                    "report": {n: str(p) for n, p in all_files[spec].items()},
+                }
+                for spec, run in runs.items()
+            }
+        )
+
+
+@app.command()
+def demo(
+    mirror: MirrorOpt = None,
+    cache: CacheOpt = None,
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Where data/bundles/reports go.")
+    ] = Path("."),
+    json_: JsonFlag = False,
+) -> None:
+    """The quick start: build the demo dataset, train the baselines, print the evaluation."""
+    from cinerec.data.loaders import load_dataset
+    from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
+    from cinerec.evaluation.report import format_table, write_report
+    from cinerec.training.train import train_bundle
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    data = load_dataset("demo", mirror=mirror, cache=cache, progress=not json_)
+    data.save(workdir / "data" / "demo")
+    timings["data"] = time.perf_counter() - started
+    if not json_:
+        _print_summary(data.summary(), False)
+
+    started = time.perf_counter()
+    trained = train_bundle(data, workdir / "bundles" / "demo", progress=not json_)
+    timings["train"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    run = run_protocol(data, "leave-last:1", DEFAULT_MODELS, progress=not json_)
+    files = write_report(
+        run.results, workdir / "reports" / "demo", title="demo · leave-last:1", context=run.context
+    )
+    timings["evaluate"] = time.perf_counter() - started
+    if json_:
+        print_json(
+            {
+                "dataset": data.summary(),
+                "bundle": trained.to_dict(),
+                "results": [r.to_dict() for r in run.results],
+                "report": {n: str(p) for n, p in files.items()},
+                "seconds": timings,
+            }
+        )
+        return
+    out_console.print(format_table(run.results, k=10))
+    out_console.print(f"bundle: {trained.bundle} · report: {files.get('markdown')}")
+    out_console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+
+
+def _print_summary(summary: dict, json_: bool) -> None:
+    if json_:
+        print_json(summary)
+        return
+    from rich.table import Table
+
+    table = Table(show_header=False)
+    for key, value in summary.items():
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        table.add_row(str(key), shown)
+    out_console.print(table)
+
+
+def main() -> None:
+    """Entry point: run the app, turning cinerec errors into one line and exit status 2."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        app(standalone_mode=False)
+    except CinerecError as exc:
+        print_error(str(exc))
+        raise SystemExit(2) from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print_error(f"{exc.filename}: {exc.strerror}")
+        raise SystemExit(2) from None
+    except typer.Abort:
+        err_console.print("aborted")
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

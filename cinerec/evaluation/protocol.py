@@ -1,0 +1,111 @@
+"""The offline protocol: split, tune on validation, fit, evaluate — for several models.
+
+``cinerec evaluate`` and ``benchmarks/offline_accuracy.py`` both run this, so the figures
+the README quotes come from the same code a user runs. Hyperparameters are chosen on a
+validation split carved from the training part with the same kind of split as the outer
+one (a temporal outer split gets a temporal carve, and so on): the test part is never seen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from cinerec.data.dataset import Dataset
+from cinerec.data.matrix import IdIndex, InteractionMatrix
+from cinerec.evaluation.evaluator import EvaluationResult, evaluate_model
+from cinerec.evaluation.splits import make_split
+from cinerec.features.categorical import multi_hot
+from cinerec.models.base import get_model_class
+from cinerec.training.tuning import SearchResult, tune
+
+DEFAULT_MODELS = ("pop", "trending", "itemknn", "ease")
+#: Fewest held-out interactions per user in a leave-last validation carve: with one item
+#: per user, 610 MovieLens users move NDCG@10 by ±13% relative, too noisy to tune on.
+MIN_VALIDATION_HOLDOUT = 5
+
+
+def default_validation(split_spec: str) -> str:
+    """The validation carve for an outer split: same kind, never fewer than 5 items a user."""
+    kind, _, value = split_spec.partition(":")
+    if kind == "leave-last" and int(value or 1) < MIN_VALIDATION_HOLDOUT:
+        return f"leave-last:{MIN_VALIDATION_HOLDOUT}"
+    return split_spec
+
+
+@dataclass
+class ProtocolRun:
+    """Everything one protocol run produced, ready for a report."""
+
+    dataset: str
+    split: str
+    results: list[EvaluationResult]
+    searches: dict[str, SearchResult]
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def run_protocol(
+    dataset: Dataset,
+    split_spec: str,
+    model_names: list[str] | tuple[str, ...] = DEFAULT_MODELS,
+    *,
+    ks: tuple[int, ...] = (1, 5, 10, 20),
+    seed: int = 0,
+    validation_spec: str | None = None,
+    tune_time_budget_s: float | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> ProtocolRun:
+    """Split ``dataset`` by ``split_spec``, tune each model on a validation carve, evaluate."""
+    console = console or Console(stderr=True, quiet=not progress)
+    started = time.perf_counter()
+    split = make_split(split_spec, dataset.interactions, seed=seed)
+    validation_spec = validation_spec or default_validation(split_spec)
+    validation = make_split(validation_spec, split.train, seed=seed)
+    item_index = IdIndex.from_ids(dataset.items["item_id"])
+    train = InteractionMatrix.build(split.train, items=dataset.items, item_index=item_index)
+    genres, _ = multi_hot(dataset.items, "genres", item_index)
+    console.log(
+        f"{dataset.name} · split {split_spec}: {len(split.train):,} train / "
+        f"{len(split.test):,} test rows; validation {validation_spec}"
+    )
+    results: list[EvaluationResult] = []
+    searches: dict[str, SearchResult] = {}
+    for name in model_names:
+        t0 = time.perf_counter()
+        search = tune(
+            name,
+            validation,
+            items=dataset.items,
+            item_index=item_index,
+            time_budget_s=tune_time_budget_s,
+        )
+        searches[name] = search
+        model = get_model_class(name)(**search.best_params)
+        fit_started = time.perf_counter()
+        model.fit(train)
+        fit_seconds = time.perf_counter() - fit_started
+        result = evaluate_model(
+            model, train, split.test, ks=ks, name=name, item_features=genres, progress=progress
+        )
+        result.params = {**search.best_params, "fit_seconds": round(fit_seconds, 3)}
+        results.append(result)
+        console.log(
+            f"{name}: tuned {len(search.trials)} points in {search.seconds:.1f}s "
+            f"(best {search.best_params}), ndcg@10 {result.metrics.get('ndcg@10', 0.0):.4f}"
+            f" · {time.perf_counter() - t0:.1f}s"
+        )
+    context = {
+        "dataset": dataset.name,
+        "split": split_spec,
+        "validation": validation_spec,
+        "seed": seed,
+        "train_rows": len(split.train),
+        "test_rows": len(split.test),
+        "n_items": len(item_index),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return ProtocolRun(dataset.name, split_spec, results, searches, context)

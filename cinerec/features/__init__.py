@@ -1,0 +1,1 @@
+"""Item and user features shared by models, rankers and beyond-accuracy metrics."""

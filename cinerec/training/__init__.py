@@ -1,0 +1,1 @@
+"""Training: hyperparameter search on validation, model bundles, the train job."""
