@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cinerec.console import err_console, out_console, print_error, print_json
+from cinerec.console import out_console, print_error, print_json
 from cinerec.errors import CinerecError
 
 app = typer.Typer(
@@ -149,14 +149,13 @@ def recommend(
     json_: JsonFlag = False,
 ) -> None:
     """Write user_id,item_id,score,rank for every (or the given) user, seen items excluded."""
-    from cinerec.data.tables import read_table, write_table
+    from cinerec.data.tables import read_ids, write_table
     from cinerec.training.bundle import load_bundle
 
     loaded = load_bundle(bundle)
     user_ids = None
     if users is not None:
-        frame = read_table(users, header_optional_column="user_id")
-        user_ids = frame["user_id"].astype(str).to_numpy()
+        user_ids = read_ids(users, "user_id")
     started = time.perf_counter()
     recs = loaded.recommend(user_ids, k=k, model=model)
     write_table(recs, out)
@@ -201,11 +200,11 @@ def evaluate(
     if predictions is not None or truth is not None:
         if predictions is None or truth is None:
             raise CinerecError("--predictions and --truth go together")
-        from cinerec.data.tables import read_table
+        from cinerec.data.tables import read_scored, read_table
         from cinerec.evaluation.evaluator import evaluate_predictions
 
         result = evaluate_predictions(
-            read_table(predictions), read_table(truth), k=k, ks=ks, name=predictions.stem
+            read_scored(predictions), read_table(truth), k=k, ks=ks, name=predictions.stem
         )
         results, context = [result], {"predictions": str(predictions), "truth": str(truth)}
         files = write_report(results, report, title="External predictions", context=context)
@@ -323,25 +322,13 @@ def main() -> None:
     """Entry point: run the app, turning cinerec errors into one line and exit status 2."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
-        app(standalone_mode=False)
+        app()
     except CinerecError as exc:
         print_error(str(exc))
         raise SystemExit(2) from None
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         print_error(f"{exc.filename}: {exc.strerror}")
         raise SystemExit(2) from None
-    except typer.Abort:
-        err_console.print("aborted")
-        raise SystemExit(130) from None
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise
 
 
 if __name__ == "__main__":

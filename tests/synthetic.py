@@ -37,9 +37,7 @@ def clustered_dataset(
                     start + pd.Timedelta(hours=user * 100 + step),
                 )
             )
-    interactions = pd.DataFrame(
-        rows, columns=["user_id", "item_id", "event", "value", "timestamp"]
-    )
+    interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "event", "value", "timestamp"])
     item_ids = [f"i{i}" for i in range(n_items)] + [f"cold{i}" for i in range(5)]
     items = pd.DataFrame(
         {

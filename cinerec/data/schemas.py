@@ -38,6 +38,7 @@ ITEMS_SCHEMA: Final = pa.schema(
         pa.field("age_rating", pa.string()),  # the source label, e.g. "TV-MA", "PG-13", "16+"
         pa.field("min_age", pa.int32()),  # the label normalised to a minimum viewer age
         pa.field("date_added", pa.timestamp("s", tz="UTC")),
+        pa.field("providers", pa.list_(pa.string())),  # streaming services carrying the item
     ]
 )
 

@@ -52,5 +52,5 @@ def test_failed_save_leaves_previous_version(tmp_path):
 
 def test_load_missing_table_names_file(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="missing items.parquet"):
+    with pytest.raises(DataError, match=r"missing items\.parquet"):
         Dataset.load(tmp_path / "empty")

@@ -40,7 +40,11 @@ def test_sessions_split_on_inactivity_gap_and_keep_given_ids():
         ["2024-01-01 10:00", "2024-01-01 10:20", "2024-01-01 11:30", "2024-01-01 10:00"], utc=True
     )
     frame = pd.DataFrame(
-        {"user_id": ["u", "u", "u", "v"], "timestamp": times, "session_id": [None, None, None, "s9"]}
+        {
+            "user_id": ["u", "u", "u", "v"],
+            "timestamp": times,
+            "session_id": [None, None, None, "s9"],
+        }
     )
     # shuffled input order must not matter: results align to the index
     shuffled = frame.iloc[[2, 0, 3, 1]]
