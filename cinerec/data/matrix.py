@@ -44,12 +44,19 @@ class InteractionMatrix:
         events: one row per positive interaction with ``user_idx``, ``item_idx``,
             ``confidence``, ``value`` and ``timestamp`` (int64 seconds), in time order, for
             models that need time (trending, sequences).
+        skips: (n_users, n_items) CSR float32, 1 where the user skipped the item — the
+            negative signal content profiles subtract.
+        catalog: the item table in item-index order (row i describes item i; items the
+            table lacks are rows with only ``item_id`` set), or None when no table was given.
+            Content models read their features from it.
     """
 
     users: IdIndex
     items: IdIndex
     matrix: sp.csr_matrix
     events: pd.DataFrame
+    skips: sp.csr_matrix | None = None
+    catalog: pd.DataFrame | None = None
 
     @property
     def n_users(self) -> int:
@@ -81,7 +88,9 @@ class InteractionMatrix:
         conf = implicit_confidence(interactions, items)
         user_idx = users.lookup(interactions["user_id"])
         item_idx = item_index.lookup(interactions["item_id"])
-        keep = (user_idx >= 0) & (item_idx >= 0) & (conf > 0)
+        known = (user_idx >= 0) & (item_idx >= 0)
+        keep = known & (conf > 0)
+        skipped = known & (interactions["event"].astype(str).to_numpy() == "skip")
         ts = interactions["timestamp"]
         seconds = epoch_seconds(ts)
         events = pd.DataFrame(
@@ -94,7 +103,28 @@ class InteractionMatrix:
             }
         ).sort_values(["timestamp", "user_idx"], kind="stable", ignore_index=True)
         matrix = _max_csr(events, len(users), len(item_index))
-        return cls(users=users, items=item_index, matrix=matrix, events=events)
+        skips = sp.csr_matrix(
+            (np.ones(int(skipped.sum()), np.float32), (user_idx[skipped], item_idx[skipped])),
+            shape=(len(users), len(item_index)),
+        )
+        skips.data[:] = 1.0
+        catalog = None
+        if items is not None:
+            catalog = (
+                items.drop_duplicates("item_id")
+                .set_index(items["item_id"].drop_duplicates().astype(str).to_numpy())
+                .reindex(item_index.ids)
+                .assign(item_id=item_index.ids)
+                .reset_index(drop=True)
+            )
+        return cls(
+            users=users,
+            items=item_index,
+            matrix=matrix,
+            events=events,
+            skips=skips,
+            catalog=catalog,
+        )
 
     def encode_like(self, interactions: pd.DataFrame, items: pd.DataFrame | None = None):
         """Encode other interactions (a test part) with this matrix's id indices."""

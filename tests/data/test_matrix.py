@@ -55,3 +55,16 @@ def test_encode_like_keeps_indices_and_drops_unknown():
     row, col = encoded.matrix.nonzero()
     assert train.users.ids[row[0]] == "u2"
     assert train.items.ids[col[0]] == "b"
+
+
+def test_skips_and_catalog_follow_the_indices():
+    items = pd.DataFrame({"item_id": ["c", "a", "b"], "title": ["C", "A", "B"]})
+    data = InteractionMatrix.build(
+        _interactions(), items=items, item_index=IdIndex.from_ids(["a", "b", "c", "d"])
+    )
+    assert data.catalog["item_id"].tolist() == ["a", "b", "c", "d"]
+    assert data.catalog["title"].tolist()[:3] == ["A", "B", "C"]
+    assert pd.isna(data.catalog["title"].iloc[3])
+    u2 = data.users.lookup(["u2"])[0]
+    assert data.skips.toarray()[u2].tolist() == [0, 0, 1, 0]
+    assert data.skips.sum() == 1
