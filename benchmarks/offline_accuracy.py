@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from cinerec.data.loaders import load_dataset
 from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
 from cinerec.evaluation.report import format_table, write_report
 
-SPLITS = ("leave-last:1", "random:0.25")
+SPLITS = ("leave-last:1", "leave-last:10", "random:0.25")
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
-    console = Console(quiet=args.json)
+    console = Console(quiet=args.json, width=None if sys.stdout.isatty() else 160)
 
     started = time.perf_counter()
     dataset = load_dataset(args.dataset, progress=not args.json)

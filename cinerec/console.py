@@ -14,7 +14,8 @@ import pandas as pd
 from rich.console import Console
 
 err_console = Console(stderr=True)
-out_console = Console()
+#: Results go to stdout; when it is a file or a pipe, tables are not squeezed into 80 columns.
+out_console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -22,7 +22,7 @@ from cinerec.features.categorical import multi_hot
 from cinerec.models.base import get_model_class
 from cinerec.training.tuning import SearchResult, tune
 
-DEFAULT_MODELS = ("pop", "trending", "itemknn", "ease")
+DEFAULT_MODELS = ("pop", "trending", "itemknn", "ease", "als", "bpr")
 #: Fewest held-out interactions per user in a leave-last validation carve: with one item
 #: per user, 610 MovieLens users move NDCG@10 by ±13% relative, too noisy to tune on.
 MIN_VALIDATION_HOLDOUT = 5
@@ -82,6 +82,7 @@ def run_protocol(
             items=dataset.items,
             item_index=item_index,
             time_budget_s=tune_time_budget_s,
+            seed=seed,
         )
         searches[name] = search
         model = get_model_class(name)(**search.best_params)

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
+from cinerec.training.space import SearchSpace
 
 _REGISTRY: dict[str, type[Model]] = {}
 ModelType = TypeVar("ModelType", bound="type[Model]")
@@ -75,8 +76,12 @@ class Model(ABC):
         return {}
 
     @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
-        """Grid of hyperparameter values tried on the validation split (empty: none)."""
+    def search_space(cls) -> SearchSpace:
+        """Values tried on the validation split (empty: none).
+
+        Each entry is a list of ordered values, or an ``IntRange`` / ``FloatRange`` from
+        :mod:`cinerec.training.space` (searched with optuna).
+        """
         return {}
 
     @abstractmethod

@@ -171,3 +171,42 @@ class Trending(_ItemScoreModel):
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         super()._restore(arrays)
         self.trend = arrays.get("trend")
+
+
+@register
+class RandomScores(Model):
+    """Uniform random scores, seeded per user: the floor a cold-start model must beat.
+
+    Each user gets a fixed random permutation of the catalog (seeded by ``seed`` and the
+    user index), so results are reproducible and independent of batch composition.
+    """
+
+    name = "random"
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {"seed": 0}
+
+    def _fit(self, data: InteractionMatrix) -> None:
+        pass
+
+    def score(
+        self,
+        user_idx: np.ndarray,
+        items: np.ndarray | None = None,
+        user_items: sp.csr_matrix | None = None,
+    ) -> np.ndarray:
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        self.history(user_idx, user_items)  # validates fitted state and shapes
+        rows = [
+            np.random.default_rng([int(self.params["seed"]), int(u)]).random(self.n_items)
+            for u in user_idx
+        ]
+        scores = np.asarray(rows, dtype=np.float32).reshape(len(user_idx), self.n_items)
+        return scores if items is None else scores[:, np.asarray(items, dtype=np.int64)]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        pass

@@ -17,7 +17,7 @@ from cinerec.models.base import Model, get_model_class
 from cinerec.training.bundle import save_bundle
 from cinerec.training.tuning import SearchResult, tune
 
-DEFAULT_TRAIN_MODELS = ("pop", "trending", "itemknn", "ease")
+DEFAULT_TRAIN_MODELS = ("pop", "trending", "itemknn", "ease", "als", "bpr")
 #: Leave each user's last 5 interactions out for validation: by time (what a live system
 #: predicts) and with several held-out items per user, for a low-variance choice.
 DEFAULT_VALIDATION = "leave-last:5"
@@ -72,6 +72,7 @@ def train_bundle(
             item_index=item_index,
             metric=metric,
             time_budget_s=tune_time_budget_s,
+            seed=seed,
         )
         timings[f"tune.{name}"] = time.perf_counter() - started
         started = time.perf_counter()

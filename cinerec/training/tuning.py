@@ -1,15 +1,20 @@
 """Hyperparameter search on a validation split carved from the training part.
 
-Every model declares a small grid of ordered values (``Model.search_space``). :func:`tune`
-fits one model per visited point on the validation-train part and keeps the point with the
-best validation metric. Small grids are searched exhaustively; larger ones by greedy
-coordinate ascent over the ordered values, starting from the model's defaults — it moves to
-the best neighbouring point until no neighbour improves, which visits a fraction of the grid
-on the unimodal curves these hyperparameters give (EASE's λ, kNN's neighbours).
+Every model declares its search space (``Model.search_space``): per parameter an ordered
+list of values, or a numeric range (:mod:`cinerec.training.space`). :func:`tune` fits one
+model per visited point on the validation-train part and keeps the point with the best
+validation metric.
+
+* List-only spaces: small grids are searched exhaustively; larger ones by greedy
+  coordinate ascent over the ordered values, starting from the model's defaults — it moves
+  to the best neighbouring point until no neighbour improves, which visits a fraction of
+  the grid on the unimodal curves these hyperparameters give (EASE's λ, kNN's neighbours).
+* Spaces holding a range: optuna's TPE sampler (seeded), ``n_trials`` trials, the model's
+  defaults as the first one, so the search never ends worse than the defaults.
 
 Nothing is ever chosen by hand per dataset: the same call runs for MovieLens, the demo data
-and a user's own files. Models are deterministic and points are visited in a fixed order,
-so a search is reproducible; an optional time budget bounds it.
+and a user's own files. Models are deterministic, grid points are visited in a fixed order
+and the sampler is seeded, so a search is reproducible; an optional time budget bounds it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,14 +31,26 @@ from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.evaluator import evaluate_model
 from cinerec.evaluation.splits import Split
 from cinerec.models.base import get_model_class
+from cinerec.training.space import FloatRange, IntRange, SearchSpace, describe, has_ranges
+
+if TYPE_CHECKING:
+    import optuna
 
 #: Grids with at most this many points are searched exhaustively.
 EXHAUSTIVE_LIMIT = 6
+#: Trials of an optuna search unless the caller says otherwise.
+DEFAULT_N_TRIALS = 20
+STRATEGIES = ("grid", "ascent", "optuna")
 
 
 @dataclass
 class SearchResult:
-    """Outcome of one model's search: the chosen parameters and every trial's score."""
+    """Outcome of one model's search: the chosen parameters and every trial's score.
+
+    ``grid_size`` is the number of points planned: the grid's size, or ``n_trials`` for an
+    optuna search. ``space`` describes what was searched (JSON-ready), ``seed`` the
+    sampler's seed (optuna only).
+    """
 
     model: str
     metric: str
@@ -44,13 +61,17 @@ class SearchResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     stopped_by_budget: bool = False
+    space: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def grid(space: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """All combinations of a search space, in a fixed order."""
+    """All combinations of a list-only search space, in a fixed order."""
+    if has_ranges(space):
+        raise ValueError("a space with IntRange/FloatRange entries has no grid")
     if not space:
         return [{}]
     keys = sorted(space)
@@ -120,11 +141,18 @@ def tune(
     time_budget_s: float | None = None,
     fixed_params: dict[str, Any] | None = None,
     strategy: str | None = None,
+    n_trials: int = DEFAULT_N_TRIALS,
+    seed: int = 0,
 ) -> SearchResult:
     """Pick ``model_name``'s hyperparameters by ``metric`` on ``validation``.
 
-    ``strategy`` is "grid" (every point) or "ascent" (coordinate ascent); by default grids
-    of up to :data:`EXHAUSTIVE_LIMIT` points are searched exhaustively.
+    ``strategy`` is "grid" (every point), "ascent" (coordinate ascent) or "optuna" (TPE,
+    seeded by ``seed``, ``n_trials`` trials). By default a space holding an
+    :class:`~cinerec.training.space.IntRange` or :class:`~cinerec.training.space.FloatRange`
+    uses optuna, and list-only grids of up to :data:`EXHAUSTIVE_LIMIT` points are searched
+    exhaustively, larger ones by ascent. ``time_budget_s`` stops the search once spent (the
+    first trial always runs); ``fixed_params`` override searched values (and are left out
+    of an optuna space).
     """
     cls = get_model_class(model_name)
     k = int(metric.split("@")[1])
@@ -132,16 +160,32 @@ def tune(
         source = items["item_id"] if items is not None else validation.train["item_id"]
         item_index = IdIndex.from_ids(source)
     fit_matrix = InteractionMatrix.build(validation.train, items=items, item_index=item_index)
-    space = cls.search_space()
-    points = grid(space)
-    strategy = strategy or ("grid" if len(points) <= EXHAUSTIVE_LIMIT else "ascent")
+    space: SearchSpace = dict(cls.search_space())
+    ranged = has_ranges(space)
+    if strategy is None:
+        strategy = "optuna" if ranged else None
+    elif strategy not in STRATEGIES:
+        raise ValueError(f"unknown search strategy {strategy!r} (known: {STRATEGIES})")
+    elif ranged and strategy != "optuna":
+        raise ValueError(f"{model_name}: a space with ranges needs strategy 'optuna'")
+    if strategy == "optuna":
+        if n_trials < 1:
+            raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+        points: list[dict[str, Any]] = []
+        planned = n_trials
+    else:
+        points = grid(space)  # type: ignore[arg-type]  # list-only here
+        planned = len(points)
+        strategy = strategy or ("grid" if planned <= EXHAUSTIVE_LIMIT else "ascent")
     result = SearchResult(
         model=model_name,
         metric=metric,
         best_params={},
         best_value=-1.0,
         strategy=strategy,
-        grid_size=len(points),
+        grid_size=planned,
+        space=describe(space),
+        seed=seed if strategy == "optuna" else None,
     )
     started = time.perf_counter()
 
@@ -161,12 +205,77 @@ def tune(
         return value
 
     try:
-        if strategy == "grid":
+        if strategy == "optuna":
+            searched = {key: v for key, v in space.items() if key not in (fixed_params or {})}
+            _optuna_search(
+                searched, cls.default_params(), objective, n_trials, seed, time_budget_s, started
+            )
+            result.stopped_by_budget = len(result.trials) < n_trials
+        elif strategy == "grid":
             for point in points:
                 objective(point)
         else:
-            coordinate_ascent(space, cls.default_params(), objective)
+            coordinate_ascent(space, cls.default_params(), objective)  # type: ignore[arg-type]
     except _BudgetExceededError:
         result.stopped_by_budget = True
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _optuna_search(
+    space: SearchSpace,
+    defaults: dict[str, Any],
+    objective: Callable[[dict[str, Any]], float],
+    n_trials: int,
+    seed: int,
+    time_budget_s: float | None,
+    started: float,
+) -> None:
+    """Maximise ``objective`` over ``space`` with a seeded TPE sampler.
+
+    The defaults (clipped into the space) are the first trial, so the result is never worse
+    than them. The first trial always runs; the rest get what is left of ``time_budget_s``
+    as optuna's timeout. optuna's per-trial log lines are silenced for the search.
+    """
+    import optuna
+
+    def suggest(trial: optuna.Trial) -> float:
+        point: dict[str, Any] = {}
+        for key in sorted(space):
+            entry = space[key]
+            if isinstance(entry, IntRange):
+                point[key] = trial.suggest_int(key, entry.low, entry.high, log=entry.log)
+            elif isinstance(entry, FloatRange):
+                point[key] = trial.suggest_float(key, entry.low, entry.high, log=entry.log)
+            else:
+                point[key] = trial.suggest_categorical(key, list(entry))
+        return objective(point)
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
+        )
+        study.enqueue_trial(_start_point(space, defaults))
+        study.optimize(suggest, n_trials=1)
+        if n_trials > 1:
+            remaining = None
+            if time_budget_s is not None:
+                remaining = max(0.0, time_budget_s - (time.perf_counter() - started))
+            study.optimize(suggest, n_trials=n_trials - 1, timeout=remaining)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _start_point(space: SearchSpace, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The model's defaults for the searched parameters, moved into the space."""
+    point: dict[str, Any] = {}
+    for key, entry in space.items():
+        wanted = defaults.get(key)
+        if isinstance(entry, IntRange | FloatRange):
+            number = wanted if isinstance(wanted, int | float) else (entry.low + entry.high) / 2
+            point[key] = entry.clip(number)
+        else:
+            point[key] = entry[_nearest(entry, wanted)]
+    return point

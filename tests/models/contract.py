@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.models.base import Model, get_model_class, load_model
+from cinerec.training.space import FloatRange, IntRange
 
 N_USERS = 30
 N_ITEMS = 40
@@ -247,11 +248,16 @@ class ModelContract:
         cls = type(self.model_factory())
         defaults = cls.default_params()
         json.dumps(defaults)
-        for key, grid in cls.search_space().items():
+        for key, entry in cls.search_space().items():
             assert key in defaults
-            assert isinstance(grid, list) and grid
-            json.dumps(grid)
-            for value in grid:
+            if isinstance(entry, IntRange | FloatRange):
+                assert defaults[key] in entry  # the first (enqueued) trial is the default
+                for value in (entry.low, entry.high):
+                    cls(**{key: value})  # both bounds are accepted
+                continue
+            assert isinstance(entry, list) and entry
+            json.dumps(entry)
+            for value in entry:
                 cls(**{key: value})  # every grid value is accepted
 
     def test_registered_by_name(self) -> None:

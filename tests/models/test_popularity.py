@@ -8,8 +8,9 @@ import pytest
 
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
+from cinerec.models.base import Model, get_model_class
 from cinerec.models.popularity import MostPopular, Trending
-from tests.models.contract import ModelContract
+from tests.models.contract import ModelContract, synthetic_matrix
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -140,3 +141,18 @@ def test_trending_without_events() -> None:
     model = Trending().fit(data)
     np.testing.assert_array_equal(model.trend, [0, 0])
     assert np.isfinite(model.score(np.array([0]))).all()
+
+
+class TestRandomContract(ModelContract):
+    history_sensitive = False
+
+    def model_factory(self) -> Model:
+        return get_model_class("random")(seed=3)
+
+
+def test_random_scores_are_per_user_and_independent_of_the_batch() -> None:
+    data = synthetic_matrix()
+    model = get_model_class("random")(seed=1).fit(data)
+    both = model.score(np.array([0, 1]))
+    assert not np.allclose(both[0], both[1])
+    np.testing.assert_array_equal(model.score(np.array([1]))[0], both[1])
