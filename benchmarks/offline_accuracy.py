@@ -24,10 +24,11 @@ from rich.console import Console
 
 from cinerec.console import print_json
 from cinerec.data.loaders import load_dataset
+from cinerec.evaluation.coldstart import new_item_protocol, new_user_protocol
 from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
 from cinerec.evaluation.report import format_table, write_report
 
-SPLITS = ("leave-last:1", "leave-last:10", "random:0.25")
+SPLITS = ("leave-last:1", "random:0.25")
 
 
 def main() -> None:
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks/offline_accuracy"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start tables")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
     console = Console(quiet=args.json, width=None if sys.stdout.isatty() else 160)
@@ -66,6 +68,25 @@ def main() -> None:
             "results": [r.to_dict() for r in run.results],
             "search": {name: s.to_dict() for name, s in run.searches.items()},
         }
+    if not args.no_cold_start:
+        for run in (
+            new_item_protocol(dataset, seed=args.seed),
+            new_user_protocol(dataset, seed=args.seed),
+        ):
+            folder = args.out / f"{args.dataset}-cold-{run.protocol}"
+            files = write_report(
+                run.results,
+                folder,
+                title=f"{args.dataset} · cold start: {run.protocol}",
+                context=run.context,
+            )
+            console.print(f"[bold]cold start: {run.protocol}[/]")
+            console.print(format_table(run.results, k=10))
+            console.print(f"[dim]{run.context} → {files.get('markdown')}[/]")
+            document[f"cold-{run.protocol}"] = {
+                "context": run.context,
+                "results": [r.to_dict() for r in run.results],
+            }
     document["seconds"] = time.perf_counter() - started
     if args.json:
         print_json(document)

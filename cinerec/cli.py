@@ -172,6 +172,29 @@ def recommend(
 
 
 @app.command()
+def similar(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
+    item: Annotated[list[str], typer.Option("--item", help="Item id (repeat for several).")],
+    k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 10,
+    model: Annotated[str, typer.Option("--model", help="Model with item vectors.")] = "content",
+    json_: JsonFlag = False,
+) -> None:
+    """More like this: the items most similar to each given item (cold items included)."""
+    from cinerec.training.bundle import load_bundle
+
+    frame = load_bundle(bundle).similar(item, k=k, model=model)
+    if json_:
+        print_json(frame.to_dict(orient="records"))
+        return
+    from rich.table import Table
+
+    table = Table(*frame.columns)
+    for row in frame.itertuples(index=False):
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    out_console.print(table)
+
+
+@app.command()
 def evaluate(
     dataset: Annotated[str | None, typer.Option("--dataset", help="Name or folder.")] = None,
     interactions: Annotated[Path | None, typer.Option("--interactions")] = None,

@@ -52,3 +52,14 @@ def http_folder(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def datasets_mirror_module() -> Path:
+    """Module-scoped twin of :func:`datasets_mirror`, for expensive module fixtures."""
+    mirror = shared_mirror()
+    if not (mirror / "streaming-catalogs").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"no streaming catalogs at {mirror}")
+        pytest.skip(f"no streaming catalogs at {mirror}")
+    return mirror

@@ -171,3 +171,42 @@ def test_fetch_movielens_from_the_mirror(tmp_path: Path, datasets_mirror: Path) 
     assert summary["interactions"] == 100_836
     assert summary["users"] == 610
     assert (tmp_path / "ml" / "interactions.parquet").exists()
+
+
+def test_more_like_this_reaches_items_without_interactions(files: Path) -> None:
+    mapping = "user_id=uid,item_id=movie,value=stars"
+    trained = run_cli(
+        "train",
+        "--interactions",
+        "ratings.csv",
+        "--items",
+        "items.csv",
+        "--map",
+        mapping,
+        "--models",
+        "pop,content",
+        "--out",
+        "bundle-content",
+        "--json",
+        cwd=files,
+    )
+    assert trained.returncode == 0, trained.stderr
+    similar = run_cli(
+        "similar",
+        "--bundle",
+        "bundle-content",
+        "--item",
+        "cold0",
+        "--k",
+        "5",
+        "--json",
+        cwd=files,
+    )
+    assert similar.returncode == 0, similar.stderr
+    rows = json.loads(similar.stdout)
+    assert len(rows) == 5
+    assert all(r["item_id"] == "cold0" and r["similar_id"] != "cold0" for r in rows)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert all(r["title"].startswith("Title ") for r in rows)
+    unknown = run_cli("similar", "--bundle", "bundle-content", "--item", "nope", cwd=files)
+    assert unknown.returncode == 2 and "unknown item id" in unknown.stderr

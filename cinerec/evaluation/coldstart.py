@@ -51,6 +51,7 @@ def new_item_protocol(
     ks: tuple[int, ...] = (10, 20, 50),
     seed: int = 0,
     tune_models: bool = True,
+    model_params: dict[str, dict[str, Any]] | None = None,
 ) -> ColdStartRun:
     """Hold out all interactions of ``fraction`` of the items; rank only those items."""
     started = time.perf_counter()
@@ -66,7 +67,7 @@ def new_item_protocol(
     truth, users, n_cold_users = _truth(train, test_df)
     results = []
     for name in model_names:
-        model = _fitted(name, dataset, train_df, item_index, train, seed, tune_models)
+        model = _fitted(name, dataset, train_df, item_index, train, seed, tune_models, model_params)
         t0 = time.perf_counter()
         ranked = _rank(model, users, cold_idx, max(ks))
         results.append(
@@ -102,6 +103,7 @@ def new_user_protocol(
     ks: tuple[int, ...] = (10, 20),
     seed: int = 0,
     tune_models: bool = True,
+    model_params: dict[str, dict[str, Any]] | None = None,
 ) -> ColdStartRun:
     """Users keeping only ``max_history`` interactions: pop vs content vs their blend."""
     started = time.perf_counter()
@@ -118,7 +120,9 @@ def new_user_protocol(
     val_train, val_test = _truncate(train_df, val_users, max_history)
     val_matrix = InteractionMatrix.build(val_train, items=dataset.items, item_index=item_index)
     val_models = {
-        name: _fitted(name, dataset, val_train, item_index, val_matrix, seed, tune_models)
+        name: _fitted(
+            name, dataset, val_train, item_index, val_matrix, seed, tune_models, model_params
+        )
         for name in ("pop", "content")
     }
     val_truth, val_user_idx, _ = _truth(val_matrix, val_test)
@@ -129,7 +133,7 @@ def new_user_protocol(
 
     train = InteractionMatrix.build(train_df, items=dataset.items, item_index=item_index)
     models = {
-        name: _fitted(name, dataset, train_df, item_index, train, seed, tune_models)
+        name: _fitted(name, dataset, train_df, item_index, train, seed, tune_models, model_params)
         for name in ("pop", "content")
     }
     truth, users, n_cold_users = _truth(train, test_df)
@@ -191,13 +195,21 @@ def _fitted(
     train: InteractionMatrix,
     seed: int,
     tune_models: bool,
+    model_params: dict[str, dict[str, Any]] | None,
 ) -> Model:
+    """A fitted model: ``model_params`` fixed, the rest tuned on a leave-last:5 carve."""
     cls = get_model_class(name)
-    params: dict[str, Any] = {}
+    fixed = (model_params or {}).get(name, {})
+    params: dict[str, Any] = dict(fixed)
     if tune_models and cls.search_space():
         validation = make_split("leave-last:5", train_df, seed=seed)
         params = tune(
-            name, validation, items=dataset.items, item_index=item_index, seed=seed
+            name,
+            validation,
+            items=dataset.items,
+            item_index=item_index,
+            seed=seed,
+            fixed_params=fixed,
         ).best_params
     return cls(**params).fit(train)
 

@@ -22,7 +22,7 @@ from cinerec.features.categorical import multi_hot
 from cinerec.models.base import get_model_class
 from cinerec.training.tuning import SearchResult, tune
 
-DEFAULT_MODELS = ("pop", "trending", "itemknn", "ease", "als", "bpr")
+DEFAULT_MODELS = ("pop", "trending", "itemknn", "ease", "als", "bpr", "content")
 #: Fewest held-out interactions per user in a leave-last validation carve: with one item
 #: per user, 610 MovieLens users move NDCG@10 by ±13% relative, too noisy to tune on.
 MIN_VALIDATION_HOLDOUT = 5

@@ -16,7 +16,8 @@ from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.features.metadata import metadata_features
 from cinerec.features.text import SentenceEncoder, compose_text, reduce_dense, tfidf_matrix
-from cinerec.models.base import Model, register, top_k
+from cinerec.models.base import Model, register
+from cinerec.retrieval.ann import VectorIndex
 
 DAY_SECONDS: Final = 86_400.0
 _META_COLUMNS: Final = ("genres", "type", "country", "language", "year", "min_age",
@@ -25,7 +26,6 @@ _META_COLUMNS: Final = ("genres", "type", "country", "language", "year", "min_ag
 _CACHE_SIZE: Final = 6
 _FEATURES: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
 _FEATURES_LOCK = threading.Lock()
-_SIMILAR_BATCH: Final = 1024
 
 
 def clear_feature_cache() -> None:
@@ -107,6 +107,7 @@ class ContentModel(Model):
         if self.params["text_model"] is not None and not isinstance(self.params["text_model"], str):
             raise ModelError("content: text_model must be a model folder / name or null")
         self.vectors: np.ndarray | None = None  # (n_items, d) float32, unit rows
+        self._index: VectorIndex | None = None  # built on the first similar_items call
         self.weights: sp.csr_matrix | None = None  # (n_users, n_items) profile weights
         self.skipped: sp.csr_matrix | None = None  # (n_users, n_items) 1 where skipped
 
@@ -145,6 +146,7 @@ class ContentModel(Model):
                 f"content: catalog has {len(data.catalog)} rows for {data.n_items} items"
             )
         self.vectors = np.ascontiguousarray(self.item_vectors(data.catalog))
+        self._index = None
         self.weights = self._profile_weights(data)
         skips = data.skips
         if skips is None:
@@ -232,7 +234,9 @@ class ContentModel(Model):
     def similar_items(self, item_idx: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """ "More like this": the ``k`` items most similar to each of ``item_idx``.
 
-        Works for every catalog item, interactions or not. Returns int64 (n, k) item
+        Works for every catalog item, interactions or not. Served by a Faiss
+        :class:`~cinerec.retrieval.ann.VectorIndex` over the item vectors (exact for small
+        catalogs, IVF for large ones), built on first use. Returns int64 (n, k) item
         indices and float32 (n, k) cosine similarities, best first; the item itself is
         never returned (rows are padded with -1 / -inf when the catalog is too small).
         """
@@ -241,16 +245,9 @@ class ContentModel(Model):
         n_items = len(vectors)
         if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= n_items):
             raise ModelError(f"content: item index out of range [0, {n_items})")
-        top = np.full((len(item_idx), k), -1, dtype=np.int64)
-        top_scores = np.full((len(item_idx), k), -np.inf, dtype=np.float32)
-        for start in range(0, len(item_idx), _SIMILAR_BATCH):
-            batch = item_idx[start : start + _SIMILAR_BATCH]
-            scores = np.asarray(vectors[batch] @ vectors.T, dtype=np.float32)
-            scores[np.arange(len(batch)), batch] = -np.inf
-            top[start : start + len(batch)], top_scores[start : start + len(batch)] = top_k(
-                scores, k
-            )
-        return top, top_scores
+        if self._index is None:
+            self._index = VectorIndex.build(vectors, kind="auto", metric="ip")
+        return self._index.search(vectors[item_idx], k, exclude=[[i] for i in item_idx])
 
     # ----- persistence ---------------------------------------------------------------------
     def _fitted(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
@@ -270,6 +267,7 @@ class ContentModel(Model):
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.vectors = arrays["vectors"].astype(np.float32, copy=False)
+        self._index = None
         self.weights, self.skipped = (
             sp.csr_matrix(
                 (arrays[f"{p}.data"], arrays[f"{p}.indices"], arrays[f"{p}.indptr"]),

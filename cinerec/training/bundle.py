@@ -6,6 +6,7 @@ Layout::
                          search results, validation metrics, default model, sha256 of files
     users.parquet        user_id in row order (the models' user indices)
     items.parquet        item_id in column order (the models' item indices)
+    catalog.parquet      the item table (titles, types, … for people and content models)
     models/<name>/       model.json + arrays.npz (see :class:`cinerec.models.base.Model`)
 
 A bundle is written atomically and verified on load: a missing or altered file raises
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 from cinerec import __version__
 from cinerec.data.io import atomic_path
 from cinerec.data.matrix import IdIndex
+from cinerec.data.schemas import conform
 from cinerec.errors import IntegrityError, ModelError
 from cinerec.models.base import Model, load_model
 
@@ -43,6 +45,7 @@ class Bundle:
     items: IdIndex
     models: dict[str, Model]
     manifest: dict[str, Any]
+    catalog: pd.DataFrame | None = None
 
     @property
     def default_model(self) -> str:
@@ -53,6 +56,38 @@ class Bundle:
         if name not in self.models:
             raise ModelError(f"bundle has no model '{name}' (has: {', '.join(self.models)})")
         return self.models[name]
+
+    def similar(self, item_ids: list[str], k: int = 10, model: str = "content") -> pd.DataFrame:
+        """ "More like this": item_id, similar_id, score, rank (and title when known).
+
+        Uses a model with ``similar_items`` (the content model), so it works for items
+        without any interaction. Unknown ids raise a ModelError naming them.
+        """
+        chosen = self.model(model)
+        if not hasattr(chosen, "similar_items"):
+            raise ModelError(f"model '{model}' cannot find similar items")
+        idx = self.items.lookup(np.asarray(item_ids, dtype=object))
+        if (idx < 0).any():
+            unknown = [i for i, j in zip(item_ids, idx, strict=True) if j < 0]
+            raise ModelError(f"unknown item id(s): {', '.join(map(str, unknown[:5]))}")
+        top, scores = chosen.similar_items(idx, k)
+        valid = top >= 0
+        frame = pd.DataFrame(
+            {
+                "item_id": np.repeat(np.asarray(item_ids, dtype=object), k).reshape(top.shape)[
+                    valid
+                ],
+                "similar_id": self.items.ids[top[valid]],
+                "score": scores[valid],
+                "rank": np.broadcast_to(np.arange(1, k + 1), top.shape)[valid],
+            }
+        )
+        if self.catalog is not None and "title" in self.catalog.columns:
+            titles = self.catalog.set_index("item_id")["title"]
+            frame["title"] = frame["similar_id"].map(titles)
+            if "type" in self.catalog.columns:
+                frame["type"] = frame["similar_id"].map(self.catalog.set_index("item_id")["type"])
+        return frame
 
     def recommend(
         self,
@@ -101,6 +136,7 @@ def save_bundle(
     *,
     default_model: str,
     info: dict[str, Any] | None = None,
+    catalog: pd.DataFrame | None = None,
 ) -> Path:
     """Write a bundle atomically and return its folder."""
     if default_model not in models:
@@ -114,6 +150,8 @@ def save_bundle(
         pq.write_table(
             pa.table({"item_id": pa.array(items.ids, pa.string())}), tmp / "items.parquet"
         )
+        if catalog is not None:
+            pq.write_table(conform(catalog, "items"), tmp / "catalog.parquet")
         for name, model in models.items():
             model.save(tmp / "models" / name)
         manifest = {
@@ -166,7 +204,9 @@ def load_bundle(folder: str | Path) -> Bundle:
         .astype(object)
     )
     models = {name: load_model(folder / "models" / name) for name in manifest["models"]}
-    return Bundle(users=users, items=items, models=models, manifest=manifest)
+    catalog_path = folder / "catalog.parquet"
+    catalog = pq.read_table(catalog_path).to_pandas() if catalog_path.exists() else None
+    return Bundle(users=users, items=items, models=models, manifest=manifest, catalog=catalog)
 
 
 def _sha256(path: Path) -> str:
