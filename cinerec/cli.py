@@ -290,9 +290,9 @@ def demo(
 ) -> None:
     """The quick start: build the demo dataset, train the baselines, print the evaluation."""
     from cinerec.data.loaders import load_dataset
-    from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
+    from cinerec.evaluation.protocol import run_protocol
     from cinerec.evaluation.report import format_table, write_report
-    from cinerec.training.train import train_bundle
+    from cinerec.training.train import DEFAULT_TRAIN_MODELS, train_bundle
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -307,7 +307,7 @@ def demo(
     timings["train"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    run = run_protocol(data, "leave-last:1", DEFAULT_MODELS, progress=not json_)
+    run = run_protocol(data, "leave-last:1", DEFAULT_TRAIN_MODELS, progress=not json_)
     files = write_report(
         run.results, workdir / "reports" / "demo", title="demo · leave-last:1", context=run.context
     )

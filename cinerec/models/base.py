@@ -102,6 +102,13 @@ class Model(ABC):
     @abstractmethod
     def _restore(self, arrays: dict[str, np.ndarray]) -> None: ...
 
+    def _restore_files(self, folder: Path) -> None:  # noqa: B027  (optional hook)
+        """Read extra files a subclass's ``save`` wrote beside ``arrays.npz``.
+
+        Called by :func:`load_model` after :meth:`_restore`; a no-op by default. Neural
+        models use it to load ``weights.safetensors`` (no pickle either).
+        """
+
     # ----- shared behaviour -----------------------------------------------------------
     @property
     def n_items(self) -> int:
@@ -206,6 +213,7 @@ def load_model(folder: str | Path) -> Model:
         (arrays["seen.data"], arrays["seen.indices"], arrays["seen.indptr"]), shape=shape
     )
     model._restore({k[6:]: v for k, v in arrays.items() if k.startswith("state.")})
+    model._restore_files(folder)
     return model
 
 
