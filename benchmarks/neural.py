@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 import cinerec.evaluation.protocol as protocol
+import cinerec.training.tuning as tuning
 from cinerec.console import print_json
 from cinerec.data.loaders import load_dataset
 from cinerec.evaluation.report import format_table, write_report
@@ -61,21 +62,26 @@ def run_dataset(name: str, models: list[str], args: argparse.Namespace, console:
     dataset = load_dataset(name, mirror=args.mirror, progress=not args.json)
     console.print(f"{name}: {dataset.summary()} (loaded in {time.perf_counter() - started:.1f}s)")
     fitted: dict[str, Model] = {}
-    original = protocol.get_model_class
 
-    def capturing(model_name: str) -> Any:  # keeps the final fitted models for their logs
+    def capturing(model_name: str, capture: bool = True) -> Any:
+        """The model class, with the training cap applied and the instance kept."""
         cls = get_model_class(model_name)
         overrides = {"max_seconds": args.max_seconds} if model_name in NEURAL else {}
         overrides = {k: v for k, v in overrides.items() if k in cls.default_params()}
 
         def make(**params: Any) -> Model:
             model = cls(**{**params, **overrides})
-            fitted[model_name] = model
+            if capture:  # the protocol's final fit: keep it for its training log
+                fitted[model_name] = model
             return model
 
+        make.search_space = cls.search_space  # type: ignore[attr-defined]
+        make.default_params = cls.default_params  # type: ignore[attr-defined]
         return make
 
+    # Both the validation fit (tuning) and the final fit get the cap.
     protocol.get_model_class = capturing
+    tuning.get_model_class = lambda model_name: capturing(model_name, capture=False)
     try:
         run = protocol.run_protocol(
             dataset,
@@ -86,7 +92,7 @@ def run_dataset(name: str, models: list[str], args: argparse.Namespace, console:
             progress=not args.json,
         )
     finally:
-        protocol.get_model_class = original
+        protocol.get_model_class = tuning.get_model_class = get_model_class
     training = {m: s for m, s in ((m, training_summary(fitted[m])) for m in fitted) if s}
     context = {**run.context, "tune_budget_s": args.tune_budget, "max_train_s": args.max_seconds}
     for model_name, summary in training.items():
@@ -129,7 +135,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tune-budget", type=float, default=60.0, help="seconds per model")
     parser.add_argument(
-        "--max-seconds", type=float, default=120.0, help="training cap per neural fit"
+        "--max-seconds", type=float, default=90.0, help="training cap per neural fit"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()

@@ -194,11 +194,12 @@ class NeuMF(Model):
     ``dropout``, ``num_negatives`` per positive, and the training loop's ``epochs``,
     ``batch_size``, ``lr``, ``weight_decay``, ``patience`` (0: no validation carve, train
     on everything for ``epochs``; with a carve, the held-out last events are not trained
-    on — no refit), ``max_seconds``, ``seed``, ``threads``; fold-in uses
-    ``fold_in_steps`` Adam steps at ``fold_in_lr``. ``search_space`` is empty on purpose:
-    one fit takes tens of seconds on MovieLens-small, too slow to tune here.
-    After ``fit``, ``train_history`` holds the :class:`TrainHistory` (per-epoch loss/NDCG/time).
-    Scores are logits (float32); weights are saved to ``weights.safetensors``.
+    on — no refit), ``max_seconds``, ``seed``, ``threads`` (1, as for ALS: the dev
+    machine's second core is busy); fold-in takes ``fold_in_steps`` Adam steps at
+    ``fold_in_lr``. ``search_space`` is empty on purpose: one fit takes minutes on
+    MovieLens-small here, too slow to tune. After ``fit``, ``train_history`` holds the
+    :class:`TrainHistory` (per-epoch loss, validation NDCG@10, seconds). Scores are
+    logits (float32); weights are saved to ``weights.safetensors``.
     """
 
     name = "neumf"
@@ -228,7 +229,7 @@ class NeuMF(Model):
             "fold_in_steps": 30,
             "fold_in_lr": 0.05,
             "seed": 0,
-            "threads": 2,
+            "threads": 1,
         }
 
     def _build(self, n_users: int, n_items: int) -> NeuMFNet:
@@ -253,15 +254,9 @@ class NeuMF(Model):
         validate = None
         train_events, val_users, val_items = leave_last_validation(data.events, data.n_users)
         if int(p["patience"]) > 0 and len(val_users):
-            positives = _binary(
-                sp.csr_matrix(
-                    (
-                        np.ones(len(train_events), dtype=np.float32),
-                        (train_events["user_idx"], train_events["item_idx"]),
-                    ),
-                    shape=data.matrix.shape,
-                )
-            )
+            pairs = (train_events["user_idx"], train_events["item_idx"])
+            ones = np.ones(len(train_events), dtype=np.float32)
+            positives = _binary(sp.csr_matrix((ones, pairs), shape=data.matrix.shape))
             validate = self._validator(positives, np.asarray(val_users), np.asarray(val_items))
         negatives, batch_size = int(p["num_negatives"]), config.batch_size
 
@@ -275,21 +270,16 @@ class NeuMF(Model):
         self.train_history = train_loop(
             net, make_batches, loss_fn, config, validate=validate, progress=False, desc="neumf"
         )
-        net.eval()
-        self.net = net
+        self.net = net  # in eval mode: the loop leaves it so
 
     @staticmethod
     def _validator(train: sp.csr_matrix, users: np.ndarray, targets: np.ndarray) -> Any:
         exclude = train[users]
         ids = torch.from_numpy(users.astype(np.int64))
 
-        def validate(module: NeuMFNet) -> float:
-            was_training = module.training
-            module.eval()
-            with torch.no_grad():
-                items = torch.arange(module.gmf_item.num_embeddings)
-                scores = module.score_matrix(module.gmf_user(ids), module.mlp_user(ids), items)
-            module.train(was_training)
+        def validate(module: NeuMFNet) -> float:  # the loop calls it in eval mode, no_grad
+            items = torch.arange(module.gmf_item.num_embeddings)
+            scores = module.score_matrix(module.gmf_user(ids), module.mlp_user(ids), items)
             return float(ndcg_at_10(scores.numpy(), targets, exclude))
 
         return validate
