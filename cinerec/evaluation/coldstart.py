@@ -68,26 +68,13 @@ def new_item_protocol(
     train = InteractionMatrix.build(train_df, items=dataset.items, item_index=item_index)
     cold_idx = np.sort(item_index.lookup(cold_ids))
     truth, users, n_cold_users = _truth(train, test_df)
-    genres, _ = multi_hot(dataset.items, "genres", item_index)
+    score = _Scorer(dataset, item_index, train, truth, ks, n_cold_users)
     results = []
     for name in model_names:
         model = _fitted(name, dataset, train_df, item_index, train, seed, tune_models, model_params)
         t0 = time.perf_counter()
         ranked = _rank(model, users, cold_idx, max(ks))
-        results.append(
-            evaluate_rankings(
-                ranked,
-                truth,
-                ks,
-                name=name,
-                popularity=train.item_popularity(),
-                n_users_train=train.n_users,
-                n_cold_users=n_cold_users,
-                item_features=genres,
-                seconds=time.perf_counter() - t0,
-                params=model.params,
-            )
-        )
+        results.append(score(ranked, name, t0, model.params))
     context = {
         "protocol": "new-item",
         "dataset": dataset.name,
@@ -142,25 +129,12 @@ def new_user_protocol(
         for name in ("pop", "content")
     }
     truth, users, n_cold_users = _truth(train, test_df)
-    genres, _ = multi_hot(dataset.items, "genres", item_index)
+    score = _Scorer(dataset, item_index, train, truth, ks, n_cold_users)
     results = []
     for label, weight in (("pop", 0.0), ("content", 1.0), ("content+pop", alpha)):
         t0 = time.perf_counter()
         ranked = _blend_rank(models, users, weight, max(ks))
-        results.append(
-            evaluate_rankings(
-                ranked,
-                truth,
-                ks,
-                name=label,
-                popularity=train.item_popularity(),
-                n_users_train=train.n_users,
-                n_cold_users=n_cold_users,
-                item_features=genres,
-                seconds=time.perf_counter() - t0,
-                params={"alpha": weight},
-            )
-        )
+        results.append(score(ranked, label, t0, {"alpha": weight}))
     context = {
         "protocol": "new-user",
         "dataset": dataset.name,
@@ -171,6 +145,40 @@ def new_user_protocol(
         "seconds": round(time.perf_counter() - started, 2),
     }
     return ColdStartRun("new-user", results, context)
+
+
+class _Scorer:
+    """Scores ranked lists of one protocol run against its truth (shared by both protocols)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        item_index: IdIndex,
+        train: InteractionMatrix,
+        truth: sp.csr_matrix,
+        ks: tuple[int, ...],
+        n_cold_users: int,
+    ) -> None:
+        self.genres, _ = multi_hot(dataset.items, "genres", item_index)
+        self.popularity = train.item_popularity()
+        self.n_users_train = train.n_users
+        self.truth, self.ks, self.n_cold_users = truth, ks, n_cold_users
+
+    def __call__(
+        self, ranked: np.ndarray, name: str, started: float, params: dict[str, Any]
+    ) -> EvaluationResult:
+        return evaluate_rankings(
+            ranked,
+            self.truth,
+            self.ks,
+            name=name,
+            popularity=self.popularity,
+            n_users_train=self.n_users_train,
+            n_cold_users=self.n_cold_users,
+            item_features=self.genres,
+            seconds=time.perf_counter() - started,
+            params=params,
+        )
 
 
 def _truncate(inter: pd.DataFrame, users: set[str], keep: int) -> tuple[pd.DataFrame, pd.DataFrame]:
