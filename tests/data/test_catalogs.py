@@ -371,6 +371,8 @@ def catalogs_dir() -> Path:
     env = os.environ.get("CINEREC_DATA_MIRROR")
     folder = (Path(env) if env else SHARED) / "streaming-catalogs"
     if not all((folder / name).is_file() for name in PROVIDERS.values()):
+        if os.environ.get("CI"):  # CI always has the catalogs: their absence is a failure
+            pytest.fail(f"no streaming catalogs at {folder}")
         pytest.skip(f"no streaming catalogs at {folder}")
     return folder
 
