@@ -145,10 +145,16 @@ def recommend(
     users: Annotated[
         Path | None, typer.Option("--users", help="File with a user_id column (or one id a line).")
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model in the bundle.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="One model of the bundle (default: hybrid).")
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
-    """Write user_id,item_id,score,rank for every (or the given) user, seen items excluded."""
+    """Write user_id,item_id,score,rank,reason for every (or the given) user.
+
+    By default the whole hybrid pipeline answers (recall, ranker, re-ranking, reasons);
+    ``--model`` ranks with one model of the bundle instead. Seen items are excluded.
+    """
     from cinerec.data.tables import read_ids, write_table
     from cinerec.training.bundle import load_bundle
 
@@ -157,17 +163,27 @@ def recommend(
     if users is not None:
         user_ids = read_ids(users, "user_id")
     started = time.perf_counter()
-    recs = loaded.recommend(user_ids, k=k, model=model)
+    if model is None:
+        from cinerec.pipeline.offline import recommend_users
+        from cinerec.pipeline.persist import load_recommender
+
+        recommender = load_recommender(loaded)
+        recs = recommend_users(recommender, user_ids, k, progress=not json_)
+        used = f"hybrid ({recommender.ranker.kind if recommender.ranker else 'model order'})"
+    else:
+        recs = loaded.recommend(user_ids, k=k, model=model)
+        used = model
     write_table(recs, out)
     summary = {
         "out": str(out),
-        "model": model or loaded.default_model,
+        "model": used,
         "users": int(recs["user_id"].nunique()),
         "rows": len(recs),
         "seconds": time.perf_counter() - started,
     }
     if user_ids is not None:
-        summary["unknown_users"] = len(set(user_ids) - set(recs["user_id"]))
+        known = set(str(u) for u in loaded.users.ids)
+        summary["unknown_users"] = len(set(user_ids) - known)
     _print_summary(summary, json_)
 
 
@@ -307,7 +323,7 @@ def demo(
     timings["train"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    run = run_protocol(data, "leave-last:1", DEFAULT_TRAIN_MODELS, progress=not json_)
+    run = run_protocol(data, "leave-last:1", (*DEFAULT_TRAIN_MODELS, "hybrid"), progress=not json_)
     files = write_report(
         run.results, workdir / "reports" / "demo", title="demo · leave-last:1", context=run.context
     )

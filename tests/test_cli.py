@@ -79,13 +79,26 @@ def test_train_recommend_and_score_external_predictions(files: Path) -> None:
     )
     assert recommended.returncode == 0, recommended.stderr
     summary = json.loads(recommended.stdout)
-    assert summary["users"] == 2 and summary["unknown_users"] == 1
+    assert summary["model"].startswith("hybrid")
+    # the pipeline answers unknown users too (cold start: popular items)
+    assert summary["users"] == 3 and summary["unknown_users"] == 1
     recs = pd.read_csv(files / "recs.csv", dtype={"user_id": str, "item_id": str})
-    assert list(recs.columns) == ["user_id", "item_id", "score", "rank"]
-    assert recs.groupby("user_id")["rank"].apply(list).tolist() == [[1, 2, 3, 4, 5]] * 2
+    assert list(recs.columns) == ["user_id", "item_id", "score", "rank", "reason", "sources"]
+    assert recs.groupby("user_id")["rank"].apply(list).tolist() == [[1, 2, 3, 4, 5]] * 3
+    assert recs["reason"].str.len().gt(0).all()
     ratings = pd.read_csv(files / "ratings.csv", dtype=str)
     seen = set(ratings.loc[ratings["uid"] == "u1", "movie"])
     assert not seen & set(recs.loc[recs["user_id"] == "u1", "item_id"])
+
+    single = run_cli(
+        "recommend", "--bundle", "bundle", "--k", "5", "--users", "some_users.txt",
+        "--model", "itemknn", "--out", "single.csv", "--json", cwd=files,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    assert json.loads(single.stdout)["users"] == 2
+    one_model = pd.read_csv(files / "single.csv", dtype={"user_id": str, "item_id": str})
+    assert list(one_model.columns) == ["user_id", "item_id", "score", "rank"]
+    recs = recs[recs["user_id"] != "nobody"]
 
     truth = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": [recs["item_id"].iloc[0], "zzz"]})
     truth.to_csv(files / "truth.csv", index=False)

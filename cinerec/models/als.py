@@ -90,6 +90,18 @@ class _FactorModel(Model):
             out[changed] = self.fold_in(history[changed])
         return out
 
+    def embed_users(self, user_idx: np.ndarray, user_items: sp.csr_matrix | None) -> np.ndarray:
+        """User vectors (n, f) whose dot product with :meth:`embed_items` is :meth:`score`."""
+        U, _ = self._fitted()
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_items is None:
+            return U[user_idx]
+        return self._request_factors(user_idx, self.history(user_idx, user_items))
+
+    def embed_items(self) -> np.ndarray:
+        """Item vectors (n_items, f): the item factors (what an ANN index is built on)."""
+        return self._fitted()[1]
+
     def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
         if self.user_factors is None or self.item_factors is None:
             raise ModelError(f"{self.name} is not fitted")

@@ -209,15 +209,23 @@ class ContentModel(Model):
         items: np.ndarray | None = None,
         user_items: sp.csr_matrix | None = None,
     ) -> np.ndarray:
+        vectors = self._fitted()[0]
+        profiles = self.embed_users(user_idx, user_items)
+        targets = vectors if items is None else vectors[np.asarray(items, dtype=np.int64)]
+        return np.asarray(profiles @ targets.T, dtype=np.float32)
+
+    def embed_users(self, user_idx: np.ndarray, user_items: sp.csr_matrix | None) -> np.ndarray:
+        """Unit taste vectors (n, d); their dot product with :meth:`embed_items` is the score."""
         vectors, weights, skipped = self._fitted()
         history = self.history(user_idx, user_items)  # validates indices and shape
         if user_items is None:
             rows = np.asarray(user_idx, dtype=np.int64)
-            profiles = self._profiles(weights[rows], skipped[rows], vectors)
-        else:
-            profiles = self._profiles(history, None, vectors)
-        targets = vectors if items is None else vectors[np.asarray(items, dtype=np.int64)]
-        return np.asarray(profiles @ targets.T, dtype=np.float32)
+            return self._profiles(weights[rows], skipped[rows], vectors)
+        return self._profiles(history, None, vectors)
+
+    def embed_items(self) -> np.ndarray:
+        """Unit item vectors (n_items, d)."""
+        return self._fitted()[0]
 
     def _profiles(
         self, positive: sp.csr_matrix, skipped: sp.csr_matrix | None, vectors: np.ndarray

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ class Bundle:
     models: dict[str, Model]
     manifest: dict[str, Any]
     catalog: pd.DataFrame | None = None
+    folder: Path | None = None  # where it was loaded from (pipeline parts live there)
 
     @property
     def default_model(self) -> str:
@@ -137,8 +139,13 @@ def save_bundle(
     default_model: str,
     info: dict[str, Any] | None = None,
     catalog: pd.DataFrame | None = None,
+    extras: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a bundle atomically and return its folder."""
+    """Write a bundle atomically and return its folder.
+
+    ``extras(folder)`` may write more files (the pipeline's config, ranker and user
+    histories); they are checksummed in the manifest like the rest.
+    """
     if default_model not in models:
         raise ModelError(f"default model '{default_model}' is not among {list(models)}")
     folder = Path(folder)
@@ -154,6 +161,8 @@ def save_bundle(
             pq.write_table(conform(catalog, "items"), tmp / "catalog.parquet")
         for name, model in models.items():
             model.save(tmp / "models" / name)
+        if extras is not None:
+            extras(tmp)
         manifest = {
             "format_version": FORMAT_VERSION,
             "cinerec_version": __version__,
@@ -206,7 +215,14 @@ def load_bundle(folder: str | Path) -> Bundle:
     models = {name: load_model(folder / "models" / name) for name in manifest["models"]}
     catalog_path = folder / "catalog.parquet"
     catalog = pq.read_table(catalog_path).to_pandas() if catalog_path.exists() else None
-    return Bundle(users=users, items=items, models=models, manifest=manifest, catalog=catalog)
+    return Bundle(
+        users=users,
+        items=items,
+        models=models,
+        manifest=manifest,
+        catalog=catalog,
+        folder=folder,
+    )
 
 
 def _sha256(path: Path) -> str:

@@ -14,6 +14,10 @@ from cinerec.data.dataset import Dataset
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.splits import make_split
 from cinerec.models.base import Model, get_model_class
+from cinerec.pipeline.config import PipelineConfig, default_config
+from cinerec.pipeline.offline import RankerChoice, train_ranker
+from cinerec.pipeline.persist import write_pipeline
+from cinerec.pipeline.state import HistoryStore
 from cinerec.training.bundle import save_bundle
 from cinerec.training.tuning import SearchResult, tune
 
@@ -33,6 +37,7 @@ class TrainReport:
     default_model: str
     searches: dict[str, SearchResult]
     timings: dict[str, float]
+    pipeline: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +48,7 @@ class TrainReport:
                 for name, s in self.searches.items()
             },
             "seconds": {k: round(v, 3) for k, v in self.timings.items()},
+            "pipeline": self.pipeline,
         }
 
 
@@ -56,8 +62,18 @@ def train_bundle(
     seed: int = 0,
     tune_time_budget_s: float | None = None,
     progress: bool = True,
+    pipeline: PipelineConfig | None = None,
+    hybrid: bool = True,
 ) -> TrainReport:
-    """Tune, refit on every interaction and save a bundle whose default is the best model."""
+    """Tune, train the pipeline's ranker, refit on every interaction and save a bundle.
+
+    Each model is tuned on the validation carve; with ``hybrid`` the models are then
+    fitted on the carve's training part and the pipeline's ranker is trained and chosen
+    on its held-out part (:func:`~cinerec.pipeline.offline.choose_ranker`); finally every
+    model is refitted on all interactions. The bundle's ``default_model`` is the best
+    single model (what ``Bundle.recommend`` uses); the pipeline (config, ranker, user
+    histories) goes in ``pipeline/``.
+    """
     console = Console(stderr=True, quiet=not progress)
     timings: dict[str, float] = {}
     item_index = IdIndex.from_ids(dataset.items["item_id"])
@@ -77,14 +93,35 @@ def train_bundle(
             seed=seed,
         )
         timings[f"tune.{name}"] = time.perf_counter() - started
-        started = time.perf_counter()
-        models[name] = get_model_class(name)(**searches[name].best_params).fit(full)
-        timings[f"fit.{name}"] = time.perf_counter() - started
         console.log(
             f"{name}: {metric} {searches[name].best_value:.4f} on validation with "
             f"{searches[name].best_params or 'no parameters'}"
         )
     default = max(searches, key=lambda n: searches[n].best_value)
+    config = pipeline or default_config(list(model_names))
+    choice: RankerChoice | None = None
+    if hybrid:
+        started = time.perf_counter()
+        choice = train_ranker(
+            validation,
+            dataset.items,
+            item_index,
+            {name: searches[name].best_params for name in model_names},
+            config,
+            default_model=default,
+            seed=seed,
+            progress=progress,
+        )
+        timings["ranker"] = time.perf_counter() - started
+        console.log(f"pipeline ranker: {choice.chosen_kind} ({choice.validation})")
+    for name in model_names:
+        started = time.perf_counter()
+        models[name] = get_model_class(name)(**searches[name].best_params).fit(full)
+        timings[f"fit.{name}"] = time.perf_counter() - started
+    histories = HistoryStore.from_events(full.events, full.n_users)
+    pipeline_info = {"config_hash": config.digest(), "config": config.model_dump(mode="json")}
+    if choice is not None:
+        pipeline_info.update(choice.to_dict())
     bundle = save_bundle(
         out,
         full.users,
@@ -101,10 +138,20 @@ def train_bundle(
             },
             "validation": {"split": validation_spec, "metric": metric, "seed": seed},
             "search": {name: s.to_dict() for name, s in searches.items()},
+            "pipeline": pipeline_info,
         },
+        extras=lambda folder: write_pipeline(
+            folder, config, choice.chosen if choice else None, histories
+        ),
     )
     console.log(f"bundle written to {bundle} (default model: {default})")
-    return TrainReport(bundle=bundle, default_model=default, searches=searches, timings=timings)
+    return TrainReport(
+        bundle=bundle,
+        default_model=default,
+        searches=searches,
+        timings=timings,
+        pipeline=pipeline_info,
+    )
 
 
 def frame_summary(frame: pd.DataFrame) -> dict[str, int]:

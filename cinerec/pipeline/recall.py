@@ -1,0 +1,287 @@
+"""Recall: several named sources each propose candidates; their union goes to ranking.
+
+Each source answers one question about the user — what a factor model's nearest
+neighbours are (ALS, content profile: Faiss), what the whole-catalog scorer ranks first
+(EASE, popularity), what is similar to the last things watched (item-to-item), what comes
+next in the current session (SASRec), what is trending (in the viewer's country when the
+catalog knows it), and what editors picked. A source only ever proposes *eligible* items
+(the filter stage's mask: allowed by the constraints and not already seen), so strict
+constraints ("Turkish series, 2020+") still fill every quota from the items that pass.
+
+:func:`union` merges the lists, de-duplicates, records every source's rank and score per
+candidate (ranking features and the evidence for explanations) and caps the total.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from cinerec.errors import ModelError
+from cinerec.models.base import Model
+from cinerec.pipeline.config import SourceConfig
+from cinerec.pipeline.state import UserHistory
+from cinerec.pipeline.types import Candidates, Context
+from cinerec.retrieval.ann import VectorIndex
+
+#: item-to-item: weight of the i-th most recent seed item is DECAY**i.
+SEED_DECAY = 0.8
+
+
+class ScoreBoard:
+    """Full-catalog scores of each model for one request, computed once, shared by stages.
+
+    ``user_items`` None means "the user's trained state" (exactly the scores offline
+    evaluation of the model alone gives); a row means request-time history. Sequence
+    models (those with ``score_sequences``) always read the history's exact order.
+    """
+
+    def __init__(
+        self, models: dict[str, Model], history: UserHistory, user_items: sp.csr_matrix | None
+    ) -> None:
+        self.models = models
+        self.history = history
+        self.user_items = user_items
+        self._scores: dict[str, np.ndarray] = {}
+
+    @property
+    def user(self) -> np.ndarray:
+        return np.array([self.history.user_idx], dtype=np.int64)
+
+    def get(self, name: str) -> np.ndarray:
+        """float32 (n_items,) scores of model ``name`` for this user."""
+        if name not in self._scores:
+            model = self.models[name]
+            if hasattr(model, "score_sequences"):
+                scores = model.score_sequences([self.history.sequence()])[0]
+            else:
+                scores = model.score(self.user, user_items=self.user_items)[0]
+            self._scores[name] = np.asarray(scores, dtype=np.float32)
+        return self._scores[name]
+
+
+@dataclass
+class RecallRequest:
+    """What every source sees: the user, the request context and the eligible items."""
+
+    history: UserHistory
+    board: ScoreBoard
+    eligible: np.ndarray  # bool (n_items,)
+    context: Context = field(default_factory=Context)
+    editor_picks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass
+class SourceResult:
+    """One source's proposal: items best first, their scores, optional anchor items."""
+
+    items: np.ndarray  # int64 (m,)
+    scores: np.ndarray  # float32 (m,)
+    anchors: np.ndarray | None = None  # int64 (m,) history item behind each, -1 none
+
+
+EMPTY = SourceResult(np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+
+def top_eligible(scores: np.ndarray, eligible: np.ndarray, n: int) -> SourceResult:
+    """The ``n`` best-scoring eligible items with finite scores, best first (ties: lower index)."""
+    masked = np.where(eligible, scores, -np.inf).astype(np.float32)
+    n = int(min(n, np.count_nonzero(np.isfinite(masked))))
+    if n <= 0:
+        return EMPTY
+    part = np.argpartition(-masked, n - 1)[:n] if n < len(masked) else np.arange(len(masked))
+    order = np.lexsort((part, -masked[part]))
+    top = part[order]
+    return SourceResult(top.astype(np.int64), masked[top])
+
+
+class RecallSource(ABC):
+    """A named recall source with a quota; see :class:`SourceConfig` for the kinds."""
+
+    def __init__(self, config: SourceConfig, model: Model | None) -> None:
+        self.config = config
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @abstractmethod
+    def retrieve(self, request: RecallRequest) -> SourceResult: ...
+
+
+class ModelSource(RecallSource):
+    """The top of a whole-catalog scorer (EASE, popularity, …)."""
+
+    def retrieve(self, request: RecallRequest) -> SourceResult:
+        scores = request.board.get(self.config.model or "")
+        return top_eligible(scores, request.eligible, self.config.quota)
+
+
+class AnnSource(RecallSource):
+    """Faiss nearest neighbours of the user's vector among the model's item vectors."""
+
+    def __init__(self, config: SourceConfig, model: Model | None) -> None:
+        super().__init__(config, model)
+        if not (hasattr(model, "embed_users") and hasattr(model, "embed_items")):
+            raise ModelError(f"recall source '{config.name}': model has no vectors for ANN")
+        self._index: VectorIndex | None = None
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None:
+            vectors = np.ascontiguousarray(self.model.embed_items(), dtype=np.float32)  # type: ignore[union-attr]
+            self._index = VectorIndex.build(vectors, kind="auto", metric="ip")
+        return self._index
+
+    def retrieve(self, request: RecallRequest) -> SourceResult:
+        board = request.board
+        query = self.model.embed_users(board.user, board.user_items)  # type: ignore[union-attr]
+        if not np.any(query):
+            return EMPTY  # no history: no taste vector
+        blocked = np.flatnonzero(~request.eligible)
+        if len(blocked) <= len(request.eligible) // 4:
+            items, scores = self.index.search(query, self.config.quota, exclude=[blocked])
+        else:
+            allowed = np.flatnonzero(request.eligible)
+            if not len(allowed):
+                return EMPTY
+            items, scores = self.index.search(query, self.config.quota, allowed=allowed)
+        keep = items[0] >= 0
+        return SourceResult(items[0][keep], scores[0][keep])
+
+
+class ItemToItemSource(RecallSource):
+    """Neighbours of the user's most recent items, weighted toward the latest.
+
+    Uses the model's item–item ``similarity`` (item-kNN); each candidate's anchor is the
+    seed item contributing most to its score ("because you watched X").
+    """
+
+    def __init__(self, config: SourceConfig, model: Model | None) -> None:
+        super().__init__(config, model)
+        if getattr(model, "similarity", None) is None:
+            raise ModelError(f"recall source '{config.name}': model has no item similarity")
+
+    def scores(self, history: UserHistory) -> tuple[np.ndarray, np.ndarray] | None:
+        """(scores (n_items,), anchors (n_items,)) from the recent seeds, or None."""
+        seeds = recent_unique(history.items, self.config.recent)
+        if not len(seeds):
+            return None
+        weights = SEED_DECAY ** np.arange(len(seeds), dtype=np.float32)
+        rows = self.model.similarity[seeds].toarray() * weights[:, None]  # type: ignore[union-attr]
+        return rows.sum(axis=0), seeds[np.argmax(rows, axis=0)]
+
+    def retrieve(self, request: RecallRequest) -> SourceResult:
+        result = self.scores(request.history)
+        if result is None:
+            return EMPTY
+        scores, anchors = result
+        eligible = request.eligible & (scores > 0)
+        top = top_eligible(scores, eligible, self.config.quota)
+        top.anchors = anchors[top.items]
+        return top
+
+
+class SequenceSource(RecallSource):
+    """What a sequence model (SASRec) expects next after the request-time sequence."""
+
+    def retrieve(self, request: RecallRequest) -> SourceResult:
+        if not len(request.history):
+            return EMPTY
+        scores = request.board.get(self.config.model or "")
+        return top_eligible(scores, request.eligible, self.config.quota)
+
+
+class TrendingSource(RecallSource):
+    """The trending model's top; the viewer's country first when the catalog knows it.
+
+    ``regional`` (bool (n_items,) per country, from the catalog's production countries)
+    is supplied by the pipeline; half the quota goes to regional items when any exist.
+    """
+
+    def __init__(self, config: SourceConfig, model: Model | None, regional: Any = None) -> None:
+        super().__init__(config, model)
+        self.regional = regional  # callable country -> bool mask, or None
+
+    def retrieve(self, request: RecallRequest) -> SourceResult:
+        scores = request.board.get(self.config.model or "")
+        country = request.context.country
+        if country and self.regional is not None:
+            mask = self.regional(country)
+            if mask is not None and mask.any():
+                local = top_eligible(scores, request.eligible & mask, self.config.quota // 2)
+                rest = top_eligible(
+                    scores, request.eligible & ~mask, self.config.quota - len(local.items)
+                )
+                return SourceResult(
+                    np.concatenate([local.items, rest.items]),
+                    np.concatenate([local.scores, rest.scores]),
+                )
+        return top_eligible(scores, request.eligible, self.config.quota)
+
+
+class EditorSource(RecallSource):
+    """The operator's editor picks, in their order, when eligible."""
+
+    def retrieve(self, request: RecallRequest) -> SourceResult:
+        picks = request.editor_picks[request.eligible[request.editor_picks]]
+        picks = picks[: self.config.quota]
+        scores = np.linspace(1.0, 0.5, num=max(len(picks), 1), dtype=np.float32)[: len(picks)]
+        return SourceResult(picks.astype(np.int64), scores)
+
+
+SOURCE_KINDS: dict[str, type[RecallSource]] = {
+    "model": ModelSource,
+    "ann": AnnSource,
+    "item2item": ItemToItemSource,
+    "sequence": SequenceSource,
+    "trending": TrendingSource,
+    "editor": EditorSource,
+}
+
+
+def recent_unique(items: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` most recent distinct items, latest first."""
+    seen: dict[int, None] = {}
+    for item in items[::-1]:
+        if len(seen) == n:
+            break
+        seen.setdefault(int(item), None)
+    return np.fromiter(seen, dtype=np.int64, count=len(seen))
+
+
+def union(results: list[tuple[RecallSource, SourceResult]], max_candidates: int) -> Candidates:
+    """Merge source lists into :class:`Candidates`, keeping at most ``max_candidates``.
+
+    When the union is larger, candidates are kept by their best quota-relative rank over
+    the sources (rank / quota), so every source keeps its head.
+    """
+    names = tuple(source.name for source, _ in results)
+    lists = [r.items for _, r in results]
+    all_items = np.concatenate([*lists, np.zeros(0, np.int64)])
+    items = np.unique(all_items)
+    n, s = len(items), len(results)
+    ranks = np.zeros((n, s), dtype=np.float32)
+    scores = np.full((n, s), np.nan, dtype=np.float32)
+    anchors = np.full(n, -1, dtype=np.int64)
+    for col, (_, result) in enumerate(results):
+        if not len(result.items):
+            continue
+        rows = np.searchsorted(items, result.items)
+        ranks[rows, col] = np.arange(1, len(rows) + 1, dtype=np.float32)
+        scores[rows, col] = result.scores
+        if result.anchors is not None:
+            free = anchors[rows] < 0
+            anchors[rows[free]] = result.anchors[free]
+    candidates = Candidates(items, names, ranks, scores, anchors)
+    if n > max_candidates:
+        quotas = np.array([source.config.quota for source, _ in results], dtype=np.float32)
+        relative = np.where(ranks > 0, ranks / quotas, np.inf).min(axis=1)
+        keep = np.sort(np.argsort(relative, kind="stable")[:max_candidates])
+        candidates = candidates.subset(keep)
+    return candidates

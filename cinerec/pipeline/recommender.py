@@ -1,0 +1,398 @@
+"""The Recommender: recall → filter → rank → re-rank → explain, for one user at a time.
+
+One object serves offline evaluation (:mod:`cinerec.pipeline.offline`), batch scoring
+and the online API, so what is measured is exactly what users get. It is built from a
+bundle's models plus the pipeline parts saved beside them (config, ranker, histories);
+:meth:`Recommender.run` takes a :class:`UserHistory` — the stored one, or the stored one
+extended with request-time events — so feedback changes the next answer without a refit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from cinerec.data.matrix import IdIndex
+from cinerec.errors import ModelError
+from cinerec.models.base import Model
+from cinerec.pipeline.config import PipelineConfig
+from cinerec.pipeline.explain import ExplainContext, explain
+from cinerec.pipeline.features import FeatureBuilder
+from cinerec.pipeline.rankers import Ranker
+from cinerec.pipeline.recall import (
+    SOURCE_KINDS,
+    ItemToItemSource,
+    RecallRequest,
+    RecallSource,
+    ScoreBoard,
+    SourceResult,
+    TrendingSource,
+    recent_unique,
+    union,
+)
+from cinerec.pipeline.rerank import RerankResult, rerank
+from cinerec.pipeline.rules import CatalogFacts
+from cinerec.pipeline.state import HistoryStore, UserHistory
+from cinerec.pipeline.types import Candidates, Constraints, Context, RankedItem
+
+CONTINUE_SOURCE = "continue_watching"
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """Stated tastes (soft): boost matching items; hard limits belong in Constraints."""
+
+    genres: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    """A recommendation request; ids, not indices. ``recent_items``: oldest first."""
+
+    user_id: str | None = None
+    k: int = 10
+    context: Context = field(default_factory=Context)
+    constraints: Constraints = field(default_factory=Constraints)
+    preferences: Preferences = field(default_factory=Preferences)
+    recent_items: tuple[str, ...] = ()
+    skipped_items: tuple[str, ...] = ()
+    exclude_items: tuple[str, ...] = ()
+
+
+@dataclass
+class Recommendations:
+    """The answer: ranked items with scores and reasons, and what produced them."""
+
+    user_id: str | None
+    items: list[RankedItem]
+    item_ids: list[str]
+    model_version: str
+    config_hash: str
+    n_candidates: int
+    per_source: dict[str, int]
+    timings_ms: dict[str, float]
+
+    def to_frame(self, titles: pd.Series | None = None) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {
+                "rank": [r.rank for r in self.items],
+                "item_id": self.item_ids,
+                "score": [r.score for r in self.items],
+                "reason": [r.reason.text for r in self.items],
+                "sources": [",".join(r.sources) for r in self.items],
+            }
+        )
+        if titles is not None:
+            frame.insert(2, "title", frame["item_id"].map(titles))
+        return frame
+
+
+@dataclass
+class Scored:
+    """Candidates with their feature rows (what rankers train on)."""
+
+    candidates: Candidates
+    features: np.ndarray
+    history: UserHistory
+    board: ScoreBoard
+    preference: np.ndarray
+
+
+class Recommender:
+    """The hybrid pipeline over a set of fitted models (see the module docstring)."""
+
+    def __init__(
+        self,
+        models: dict[str, Model],
+        users: IdIndex,
+        items: IdIndex,
+        catalog: pd.DataFrame,
+        histories: HistoryStore,
+        config: PipelineConfig,
+        ranker: Ranker | None = None,
+        *,
+        default_model: str | None = None,
+        model_version: str = "unversioned",
+    ) -> None:
+        self.models = models
+        self.users = users
+        self.items = items
+        self.catalog = catalog.reset_index(drop=True)
+        self.histories = histories
+        self.config = config
+        self.ranker = ranker
+        self.default_model = default_model or next(iter(models))
+        self.model_version = model_version
+        self.config_hash = config.digest()
+        self.facts = CatalogFacts.from_catalog(self.catalog)
+        self.editor_picks: list[str] = list(config.editor_picks)
+        self.pins: list[tuple[str, int]] = [(p.item_id, p.position) for p in config.rerank.pins]
+        self.sources = self._sources()
+        self.vectors = self._content_vectors()
+        item2item = next((s for s in self.sources if isinstance(s, ItemToItemSource)), None)
+        self.features = FeatureBuilder(
+            sorted(models),
+            (*(s.name for s in self.sources), CONTINUE_SOURCE),
+            popularity=histories_popularity(histories, len(items)),
+            years=np.where(self.facts.year >= 0, self.facts.year, np.nan),
+            is_series=self.facts.is_series,
+            genres=self.facts.genres,
+            vectors=self.vectors,
+            countries=self.country_mask,
+            recent_scores=(lambda h: (item2item.scores(h) or (None,))[0]) if item2item else None,
+        )
+        self.titles = (
+            self.catalog["title"].to_numpy(object)
+            if "title" in self.catalog
+            else np.full(len(items), None, dtype=object)
+        )
+
+    # ----- set-up ----------------------------------------------------------------------
+    def _sources(self) -> list[RecallSource]:
+        sources: list[RecallSource] = []
+        for cfg in self.config.recall.sources:
+            if not cfg.enabled or (cfg.model is not None and cfg.model not in self.models):
+                continue
+            model = self.models.get(cfg.model) if cfg.model else None
+            if cfg.kind == "trending":
+                sources.append(TrendingSource(cfg, model, self.country_mask))
+            else:
+                sources.append(SOURCE_KINDS[cfg.kind](cfg, model))
+        return sources
+
+    def _content_vectors(self) -> np.ndarray | None:
+        for model in self.models.values():
+            if model.name == "content" and hasattr(model, "embed_items"):
+                return np.asarray(model.embed_items(), dtype=np.float32)
+        return None
+
+    def country_mask(self, country: str) -> np.ndarray | None:
+        """bool (n_items,): items produced in ``country`` (None when the catalog lacks it)."""
+        key = country.strip().casefold()
+        if key not in self.facts.country_keys:
+            return None
+        column = self.facts.country_keys.index(key)
+        return np.asarray(self.facts.countries[:, column].toarray()).ravel() > 0
+
+    # ----- entry points ----------------------------------------------------------------
+    def history_for(self, request: Request) -> tuple[UserHistory, bool]:
+        """The user's history for ``request`` and whether it is exactly the stored one."""
+        user_idx = -1
+        if request.user_id is not None:
+            user_idx = int(self.users.lookup(np.array([request.user_id], dtype=object))[0])
+        history = self.histories.get(user_idx)
+        recent = self._indices(request.recent_items)
+        skipped = self._indices(request.skipped_items)
+        if not len(recent) and not len(skipped):
+            return history, user_idx >= 0
+        now = _request_time(request.context, history).timestamp()
+        times = np.full(len(recent), now, dtype=np.float64)
+        weights = np.full(len(recent), 1.0, dtype=np.float32)
+        return history.extended(recent, times, weights, skipped), False
+
+    def recommend(self, request: Request) -> Recommendations:
+        """Top-``request.k`` for one request (unknown users get the cold-start path)."""
+        history, stored = self.history_for(request)
+        return self.run(history, request, stored=stored)
+
+    def run(self, history: UserHistory, request: Request, *, stored: bool) -> Recommendations:
+        """The whole pipeline for one history. ``stored``: the history is the trained one."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        scored = self.score_candidates(history, request, stored=stored, timings=timings)
+        mark = time.perf_counter()
+        cands = scored.candidates
+        if self.ranker is not None and len(cands):
+            rank_scores = self.ranker.predict(scored.features)
+        else:
+            column = self.features.names.index(f"z.{self.default_model}")
+            rank_scores = scored.features[:, column]
+        top = np.argsort(-rank_scores, kind="stable")[: self.config.rank.top_n]
+        timings["rank"] = (time.perf_counter() - mark) * 1e3
+        mark = time.perf_counter()
+        result = self._rerank(scored, top, rank_scores[top], request)
+        timings["rerank"] = (time.perf_counter() - mark) * 1e3
+        mark = time.perf_counter()
+        ranked = self._explain(scored, result, request)
+        timings["explain"] = (time.perf_counter() - mark) * 1e3
+        timings["total"] = (time.perf_counter() - started) * 1e3
+        per_source = {
+            name: int((cands.source_ranks[:, s] > 0).sum())
+            for s, name in enumerate(cands.source_names)
+        }
+        return Recommendations(
+            user_id=request.user_id,
+            items=ranked,
+            item_ids=[str(self.items.ids[r.item_idx]) for r in ranked],
+            model_version=self.model_version,
+            config_hash=self.config_hash,
+            n_candidates=len(cands),
+            per_source=per_source,
+            timings_ms=timings,
+        )
+
+    # ----- stages ----------------------------------------------------------------------
+    def eligible(self, history: UserHistory, request: Request) -> tuple[np.ndarray, np.ndarray]:
+        """Filter stage: (eligible bool (n_items,), continue-watching items)."""
+        constraints = request.constraints
+        allowed = self.facts.allowed(constraints) if not constraints.is_empty() else None
+        eligible = np.ones(len(self.items), dtype=bool) if allowed is None else allowed.copy()
+        resume = np.zeros(0, dtype=np.int64)
+        filters = self.config.filters
+        if filters.exclude_seen and len(history):
+            eligible[history.items] = False
+            if filters.continue_watching:
+                now = _request_time(request.context, history).timestamp()
+                recent = history.times >= now - filters.continue_watching_days * 86400
+                series = history.items[recent & self.facts.is_series[history.items]]
+                resume = recent_unique(series, filters.continue_watching_max)
+                if allowed is not None:
+                    resume = resume[allowed[resume]]
+        blocked = self._indices(request.exclude_items)
+        if filters.exclude_skipped and len(history.skipped):
+            blocked = np.concatenate([blocked, history.skipped])
+        eligible[blocked] = False
+        return eligible, np.setdiff1d(resume, blocked)
+
+    def score_candidates(
+        self,
+        history: UserHistory,
+        request: Request,
+        *,
+        stored: bool,
+        timings: dict[str, float] | None = None,
+    ) -> Scored:
+        """Filter, recall and feature stages: candidates with their feature rows."""
+        timings = {} if timings is None else timings
+        mark = time.perf_counter()
+        eligible, resume = self.eligible(history, request)
+        user_items = None if stored and history.user_idx >= 0 else history.row(len(self.items))
+        board = ScoreBoard(self.models, history, user_items)
+        recall = RecallRequest(
+            history, board, eligible, request.context, self._indices(self.editor_picks)
+        )
+        results = [(source, source.retrieve(recall)) for source in self.sources]
+        timings["recall"] = (time.perf_counter() - mark) * 1e3
+        mark = time.perf_counter()
+        resume_source = _FixedSource(CONTINUE_SOURCE, max(len(resume), 1))
+        results.append((resume_source, SourceResult(resume, np.ones(len(resume), np.float32))))
+        cands = union(results, self.config.recall.max_candidates + len(resume))
+        prefs = request.preferences
+        preference = self.facts.preference_match(
+            cands.items, prefs.genres, prefs.languages, prefs.countries
+        )
+        context = request.context
+        if context.timestamp is None:
+            context = Context(context.device, _request_time(context, history), context.country)
+        features = self.features.build(cands, board, history, context, preference=preference)
+        timings["features"] = (time.perf_counter() - mark) * 1e3
+        return Scored(cands, features, history, board, preference)
+
+    def _rerank(
+        self, scored: Scored, top: np.ndarray, scores: np.ndarray, request: Request
+    ) -> RerankResult:
+        cands = scored.candidates
+        items = cands.items[top]
+        cfg = self.config.rerank
+        now_year = _request_time(request.context, scored.history).year
+        freshness = None
+        if cfg.freshness_weight > 0:
+            freshness = self.facts.freshness(now_year, cfg.freshness_years)[items]
+        affinity = self.features.genre_affinity(items, scored.history)
+        eligible, _ = self.eligible(scored.history, request) if self.pins else (None, None)
+        pins = []
+        for item_id, position in self.pins:
+            idx = self._indices((item_id,))
+            if len(idx) and eligible is not None and eligible[idx[0]]:
+                pins.append((int(idx[0]), position))
+        return rerank(
+            items,
+            scores.astype(np.float32),
+            request.k,
+            cfg,
+            rule_boost=scored.preference[top],
+            freshness=freshness,
+            vectors=None if self.vectors is None else self.vectors[items],
+            genres=self.facts.genres[items],
+            affinity=affinity if len(scored.history) else None,
+            pins=pins,
+        )
+
+    def _explain(self, scored: Scored, result: RerankResult, request: Request) -> list[RankedItem]:
+        cands = scored.candidates
+        row_of = {int(item): row for row, item in enumerate(cands.items)}
+        rows = [row_of.get(int(item), -1) for item in result.items]
+        sources = [tuple(cands.sources_of(r)) if r >= 0 else ("editor",) for r in rows]
+        anchors = np.array([cands.anchors[r] if r >= 0 else -1 for r in rows], dtype=np.int64)
+        resume = set(cands.items[cands.source_ranks[:, -1] > 0].tolist())
+        reasons = explain(
+            result.items,
+            sources,
+            anchors,
+            result.pinned,
+            ExplainContext(
+                history=scored.history.items,
+                titles=self.titles,
+                is_series=self.facts.is_series,
+                years=self.facts.year,
+                now_year=_request_time(request.context, scored.history).year,
+                region=request.context.country,
+                similarity=self._similarity,
+                continue_watching=frozenset(int(i) for i in resume),
+            ),
+        )
+        return [
+            RankedItem(int(item), float(score), rank, reason, src)
+            for rank, (item, score, reason, src) in enumerate(
+                zip(result.items, result.scores, reasons, sources, strict=True), start=1
+            )
+        ]
+
+    def _similarity(self, items: np.ndarray, history: np.ndarray) -> np.ndarray:
+        if self.vectors is None:
+            return np.zeros((len(items), len(history)), dtype=np.float32)
+        return self.vectors[items] @ self.vectors[history].T
+
+    def _indices(self, ids: tuple[str, ...] | list[str]) -> np.ndarray:
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        idx = self.items.lookup(np.asarray(ids, dtype=object))
+        return idx[idx >= 0].astype(np.int64)
+
+    def item_index(self, item_ids: list[str]) -> np.ndarray:
+        """Catalog indices of ``item_ids``; raise ModelError naming unknown ids."""
+        idx = self.items.lookup(np.asarray(item_ids, dtype=object))
+        unknown = [i for i, j in zip(item_ids, idx, strict=True) if j < 0]
+        if unknown:
+            raise ModelError(f"unknown item id(s): {', '.join(unknown[:5])}")
+        return idx.astype(np.int64)
+
+
+class _FixedSource:
+    """A stand-in source descriptor (name + quota) for lists the pipeline adds itself."""
+
+    def __init__(self, name: str, quota: int) -> None:
+        self.name = name
+        self.config = type("Quota", (), {"quota": quota})()
+
+
+def _request_time(context: Context, history: UserHistory) -> datetime:
+    """The request's time: the context's, else just after the latest event, else now."""
+    if context.timestamp is not None:
+        return context.timestamp
+    if len(history):
+        return datetime.fromtimestamp(float(history.times.max()) + 1.0, tz=UTC)
+    return datetime.now(UTC)
+
+
+def histories_popularity(histories: HistoryStore, n_items: int) -> np.ndarray:
+    """Distinct users per item in the stored histories, float32 (n_items,)."""
+    users = np.repeat(np.arange(histories.n_users), np.diff(histories.indptr))
+    pairs = np.unique(users * np.int64(n_items) + histories.items)
+    return np.bincount(pairs % n_items, minlength=n_items).astype(np.float32)

@@ -1,0 +1,68 @@
+"""Recall sources and their union."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cinerec.pipeline.config import SourceConfig
+from cinerec.pipeline.recall import SourceResult, recent_unique, top_eligible, union
+from cinerec.pipeline.recommender import Recommender, Request
+from cinerec.pipeline.types import Constraints
+
+
+class _Source:
+    def __init__(self, name: str, quota: int) -> None:
+        self.name = name
+        self.config = SourceConfig(name=name, kind="editor", quota=quota)
+
+
+def test_top_eligible_respects_the_mask_and_orders_ties_by_index() -> None:
+    scores = np.array([0.5, 0.9, 0.9, 0.1, 0.7], dtype=np.float32)
+    eligible = np.array([True, True, True, True, False])
+    result = top_eligible(scores, eligible, 3)
+    assert result.items.tolist() == [1, 2, 0]
+    assert top_eligible(scores, np.zeros(5, dtype=bool), 3).items.size == 0
+
+
+def test_union_tags_sources_and_keeps_each_source_head_when_capped() -> None:
+    a = SourceResult(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1], dtype=np.float32))
+    b = SourceResult(np.array([9, 2]), np.array([1, 0.5], dtype=np.float32), np.array([7, 8]))
+    cands = union([(_Source("a", 4), a), (_Source("b", 2), b)], max_candidates=10)
+    assert cands.items.tolist() == [1, 2, 3, 4, 9]
+    row = cands.items.tolist().index(2)
+    assert cands.source_ranks[row].tolist() == [2.0, 2.0]
+    assert cands.sources_of(row) == ["a", "b"]
+    assert cands.anchors[cands.items.tolist().index(9)] == 7
+    capped = union([(_Source("a", 4), a), (_Source("b", 2), b)], max_candidates=3)
+    assert set(capped.items.tolist()) == {1, 9, 2}
+
+
+def test_recent_unique_is_latest_first() -> None:
+    assert recent_unique(np.array([5, 3, 5, 8, 3]), 2).tolist() == [3, 8]
+
+
+def test_every_source_contributes_and_only_eligible_items_come_back(
+    recommender: Recommender,
+) -> None:
+    history = recommender.histories.get(0)
+    constraints = Constraints(max_min_age=13)
+    scored = recommender.score_candidates(
+        history, Request(user_id="u0", constraints=constraints), stored=True
+    )
+    cands = scored.candidates
+    allowed = recommender.facts.allowed(constraints)
+    assert allowed[cands.items].all()
+    seen = set(history.items.tolist())
+    resumed = cands.source_ranks[:, cands.source_names.index("continue_watching")] > 0
+    assert not seen & set(cands.items[~resumed].tolist())
+    produced = {
+        name for s, name in enumerate(cands.source_names) if (cands.source_ranks[:, s] > 0).any()
+    }
+    assert {"als", "ease", "itemknn", "content", "trending", "popular"} <= produced
+    assert scored.features.shape == (len(cands), len(recommender.features.names))
+    assert np.isfinite(scored.features[:, : 3 * len(recommender.models)]).all()
+
+
+def test_ann_source_serves_vectors_through_faiss(recommender: Recommender) -> None:
+    ann = next(s for s in recommender.sources if s.name == "als")
+    assert len(ann.index) == len(recommender.items)  # type: ignore[attr-defined]
