@@ -1,13 +1,20 @@
-"""Offline accuracy of cinerec's models on MovieLens latest-small.
+"""Offline accuracy of cinerec: single models, the hybrid pipeline and its ablation.
 
-Runs the same protocol as ``cinerec evaluate`` (split → tune on a validation carve of the
-training part → fit → full-ranking evaluation) under a temporal leave-last-out split and a
-random 75/25 split, prints one table per split with 95% bootstrap intervals over users, and
-writes JSON, Markdown and PNG reports to ``reports/benchmarks/offline_accuracy/``.
+For each dataset and split, the base models are tuned on a validation carve of the
+training part and fitted (the ``cinerec evaluate`` protocol), then the hybrid pipeline is
+evaluated stage by stage — recall only, + ranker, + re-ranking (the default hybrid) —
+and with each recall source removed in turn (:mod:`cinerec.evaluation.ablation`).
+Every row is a full-ranking evaluation with 95% bootstrap intervals over users; the
+candidate recall column is the share of held-out items recall put among the candidates
+(the ceiling for ranking); the hybrid's NDCG@10 gain over the best single model comes
+with a paired bootstrap interval. Cold-start tables (new items, new users) follow.
+Reports (JSON, Markdown, PNG) go to ``reports/benchmarks/offline_accuracy/``.
 
-    python benchmarks/offline_accuracy.py [--dataset ml-latest-small] [--models pop,ease] [--json]
+    python benchmarks/offline_accuracy.py [--datasets ml-latest-small,demo]
+        [--splits leave-last:1,random:0.25] [--no-sources] [--no-cold-start] [--json]
 
-The dataset comes from ``CINEREC_DATA_MIRROR`` when set, else from GroupLens.
+ml-latest-small runs every split; the demo dataset (same users, the streaming catalogs
+added) runs the first. Data come from ``CINEREC_DATA_MIRROR`` when set, else GroupLens.
 """
 
 from __future__ import annotations
@@ -21,72 +28,109 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from rich.console import Console
+from rich.table import Table
 
 from cinerec.console import print_json
 from cinerec.data.loaders import load_dataset
+from cinerec.evaluation.ablation import DEFAULT_BASE, AblationRun, run_ablation
 from cinerec.evaluation.coldstart import new_item_protocol, new_user_protocol
-from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
 from cinerec.evaluation.report import format_table, write_report
 
 SPLITS = ("leave-last:1", "random:0.25")
+COLUMNS = ("ndcg@10", "recall@10", "mrr@10", "coverage@10", "diversity@10", "novelty@10")
+
+
+def ablation_table(run: AblationRun) -> Table:
+    """Variant rows with the headline metrics, their intervals and candidate recall."""
+    table = Table(title=f"{run.dataset} · {run.split}")
+    table.add_column("model / variant")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    table.add_column("cand. recall", justify="right")
+    table.add_column("ranker")
+    for result in run.results:
+        cells = []
+        for column in COLUMNS:
+            value = result.metrics.get(column, float("nan"))
+            low, high = result.intervals.get(column, (float("nan"), float("nan")))
+            shown = f"{value:.4f}"
+            if column == "ndcg@10":
+                shown += f" [{low:.3f}, {high:.3f}]"
+            cells.append(shown)
+        recall = run.candidate_recall.get(result.model)
+        pipeline = result.model in run.candidate_recall
+        ranker = str(result.params.get("ranker", "")) if pipeline else ""
+        table.add_row(result.model, *cells, "" if recall is None else f"{recall:.3f}", ranker)
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-latest-small")
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--datasets", default="ml-latest-small,demo")
+    parser.add_argument("--models", default=",".join(DEFAULT_BASE), help="base models")
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks/offline_accuracy"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tune-budget", type=float, default=None, help="seconds per model")
+    parser.add_argument("--no-sources", action="store_true", help="skip the per-source rows")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start tables")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
-    console = Console(quiet=args.json, width=None if sys.stdout.isatty() else 160)
-
+    console = Console(quiet=args.json, width=None if sys.stdout.isatty() else 180)
     started = time.perf_counter()
-    dataset = load_dataset(args.dataset, progress=not args.json)
-    load_seconds = time.perf_counter() - started
-    console.print(f"{args.dataset}: {dataset.summary()} (loaded in {load_seconds:.1f}s)")
-
-    document: dict[str, object] = {"dataset": args.dataset, "load_seconds": load_seconds}
-    for spec in args.splits.split(","):
-        run = run_protocol(
-            dataset,
-            spec,
-            args.models.split(","),
-            seed=args.seed,
-            progress=not args.json,
-        )
-        folder = args.out / f"{args.dataset}-{spec.replace(':', '-')}"
-        files = write_report(
-            run.results, folder, title=f"{args.dataset} · {spec}", context=run.context
-        )
-        console.print(format_table(run.results, k=10))
-        console.print(f"[dim]{run.context} → {files.get('markdown')}[/]")
-        document[spec] = {
-            "context": run.context,
-            "results": [r.to_dict() for r in run.results],
-            "search": {name: s.to_dict() for name, s in run.searches.items()},
-        }
-    if not args.no_cold_start:
-        for run in (
-            new_item_protocol(dataset, seed=args.seed),
-            new_user_protocol(dataset, seed=args.seed),
-        ):
-            folder = args.out / f"{args.dataset}-cold-{run.protocol}"
-            files = write_report(
-                run.results,
-                folder,
-                title=f"{args.dataset} · cold start: {run.protocol}",
-                context=run.context,
+    document: dict[str, object] = {}
+    for position, name in enumerate(args.datasets.split(",")):
+        dataset = load_dataset(name, progress=not args.json)
+        console.print(f"{name}: {dataset.summary()}")
+        splits = args.splits.split(",") if position == 0 else args.splits.split(",")[:1]
+        for spec in splits:
+            run = run_ablation(
+                dataset,
+                spec,
+                tuple(args.models.split(",")),
+                sources=not args.no_sources,
+                ks=(5, 10, 20),
+                seed=args.seed,
+                tune_time_budget_s=args.tune_budget,
+                progress=not args.json,
             )
-            console.print(f"[bold]cold start: {run.protocol}[/]")
-            console.print(format_table(run.results, k=10))
-            console.print(f"[dim]{run.context} → {files.get('markdown')}[/]")
-            document[f"cold-{run.protocol}"] = {
-                "context": run.context,
+            context = {
+                **run.context,
+                "candidate_recall": run.candidate_recall,
+                "hybrid_gain": run.gain,
+            }
+            folder = args.out / f"{name}-{spec.replace(':', '-')}"
+            files = write_report(run.results, folder, title=f"{name} · {spec}", context=context)
+            console.print(ablation_table(run))
+            gain = run.gain
+            console.print(
+                f"hybrid vs {gain['b']}: NDCG@10 {gain['relative_gain']:+.1%} "
+                f"(difference {gain['difference']:+.4f}, paired 95% interval "
+                f"[{gain['difference_low']:+.4f}, {gain['difference_high']:+.4f}]) "
+                f"· {run.context['seconds']:.0f}s → {files.get('markdown')}"
+            )
+            document[f"{name}/{spec}"] = {
+                "context": context,
                 "results": [r.to_dict() for r in run.results],
             }
+        if position == 0 and not args.no_cold_start:
+            for cold in (
+                new_item_protocol(dataset, seed=args.seed),
+                new_user_protocol(dataset, seed=args.seed),
+            ):
+                folder = args.out / f"{name}-cold-{cold.protocol}"
+                files = write_report(
+                    cold.results,
+                    folder,
+                    title=f"{name} · cold start: {cold.protocol}",
+                    context=cold.context,
+                )
+                console.print(f"[bold]cold start: {cold.protocol}[/]")
+                console.print(format_table(cold.results, k=10))
+                document[f"{name}/cold-{cold.protocol}"] = {
+                    "context": cold.context,
+                    "results": [r.to_dict() for r in cold.results],
+                }
     document["seconds"] = time.perf_counter() - started
     if args.json:
         print_json(document)

@@ -170,16 +170,20 @@ def choose_ranker(
     valid_share: float = 0.2,
     seed: int = 0,
     progress: bool = False,
+    prepared: tuple[RankingData, CandidateStats] | None = None,
 ) -> RankerChoice:
     """Train each ranker kind on 80% of the carved users, keep the best on the other 20%.
 
     ``preferred`` other than "auto" forces that kind ("none": no ranker). The baseline
     "none" is the default model's order within the candidates (its z-score column).
+    ``prepared``: the full-candidate :func:`ranking_data` of ``truth``, when computed.
     """
 
     console = Console(stderr=True, quiet=not progress)
     started = time.perf_counter()
-    data, stats = ranking_data(recommender, truth, negatives=None, seed=seed, progress=progress)
+    if prepared is None:
+        prepared = ranking_data(recommender, truth, negatives=None, seed=seed, progress=progress)
+    data, stats = prepared
     seconds = {"candidates": time.perf_counter() - started}
     console.log(
         f"recall: {stats.recall:.3f} of held-out items among {stats.mean_candidates:.0f} "

@@ -231,16 +231,19 @@ class NeuralRanker(Ranker):
         if valid is not None:
             metric, valid_x = QueryMetric(valid.labels, valid.group_sizes, 10), valid.features
             validate = lambda module: metric(self._scores(valid_x))  # noqa: E731
-
-        history = train_loop(
-            self.net,
-            lambda rng: self._batches(train, rng),
-            listnet_loss,
-            config,
-            validate=validate,
-            progress=progress,
-            desc="neural ranker",
-        )
+        try:
+            history = train_loop(
+                self.net,
+                lambda rng: self._batches(train, rng),
+                listnet_loss,
+                config,
+                validate=validate,
+                progress=progress,
+                desc="neural ranker",
+            )
+        except BaseException:
+            self.net, self.feature_names = None, ()  # never leave a half-trained ranker
+            raise
         self.validation_ndcg = history.best_val_ndcg
         return self
 
