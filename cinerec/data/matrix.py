@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from cinerec.data.signals import implicit_confidence
+
+#: Lookups of at most this many ids use a dict instead of a pandas indexer.
+SMALL_LOOKUP = 64
 
 
 @dataclass(frozen=True)
@@ -27,9 +31,25 @@ class IdIndex:
         return len(self.ids)
 
     def lookup(self, ids: Sequence[str] | np.ndarray | pd.Series) -> np.ndarray:
-        """Indices of ``ids`` (int64); -1 where an id is unknown."""
-        codes = pd.Index(self.ids).get_indexer(pd.Series(ids, dtype=object).astype(str))
+        """Indices of ``ids`` (int64); -1 where an id is unknown.
+
+        A handful of ids (one request's) go through a dict; many through pandas.
+        """
+        if len(ids) <= SMALL_LOOKUP:
+            positions = self._positions
+            return np.fromiter(
+                (positions.get(str(i), -1) for i in ids), dtype=np.int64, count=len(ids)
+            )
+        codes = self._index.get_indexer(pd.Series(ids, dtype=object).astype(str))
         return np.asarray(codes, dtype=np.int64)
+
+    @cached_property
+    def _index(self) -> pd.Index:
+        return pd.Index(self.ids)
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {str(i): n for n, i in enumerate(self.ids)}
 
 
 @dataclass

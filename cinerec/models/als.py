@@ -23,13 +23,14 @@ BLAS is held to one thread while fitting, as ``implicit`` requires.
 from __future__ import annotations
 
 from abc import abstractmethod
+from functools import cache
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
@@ -195,7 +196,7 @@ class ALS(_FactorModel):
             self._solver = self._implicit()
             self._solver.item_factors = V
         C = self.confidence(history)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with single_threaded_blas():
             factors = self._solver.recalculate_user(np.arange(C.shape[0]), C)
         return np.asarray(factors, dtype=np.float32).reshape(C.shape[0], V.shape[1])
 
@@ -287,6 +288,17 @@ class BPR(_FactorModel):
         scaled = np.where(length > 0, mean * (target / np.maximum(length, 1e-12)), 0.0)
         ones = np.ones((len(scaled), 1), dtype=np.float32)
         return np.hstack([scaled, ones]).astype(np.float32)
+
+
+@cache
+def _blas_controller() -> ThreadpoolController:
+    """One controller per process: building one scans the loaded libraries (~2 ms)."""
+    return ThreadpoolController()
+
+
+def single_threaded_blas() -> Any:
+    """Context limiting BLAS to one thread (implicit's solvers want it), cheap to enter."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _check_params(name: str, params: dict[str, Any]) -> None:

@@ -143,7 +143,7 @@ class FeatureBuilder:
         out = np.zeros((n, len(self.names)), dtype=np.float32)
         col = 0
         for name in self.model_names:
-            raw = board.get(name)[items].astype(np.float32)
+            raw = board.get_items(name, items).astype(np.float32)
             out[:, col] = raw
             out[:, col + 1] = _zscore(raw)
             out[:, col + 2] = _percentile(raw)

@@ -47,10 +47,21 @@ class ScoreBoard:
         self.history = history
         self.user_items = user_items
         self._scores: dict[str, np.ndarray] = {}
+        self._embeddings: dict[str, np.ndarray] = {}
 
     @property
     def user(self) -> np.ndarray:
         return np.array([self.history.user_idx], dtype=np.int64)
+
+    def embedding(self, name: str) -> np.ndarray:
+        """The user's vector (1, d) in model ``name``'s space (computed once)."""
+        if name not in self._embeddings:
+            model = self.models[name]
+            self._embeddings[name] = np.asarray(
+                model.embed_users(self.user, self.user_items),  # type: ignore[attr-defined]
+                dtype=np.float32,
+            )
+        return self._embeddings[name]
 
     def get(self, name: str) -> np.ndarray:
         """float32 (n_items,) scores of model ``name`` for this user."""
@@ -58,10 +69,19 @@ class ScoreBoard:
             model = self.models[name]
             if hasattr(model, "score_sequences"):
                 scores = model.score_sequences([self.history.sequence()])[0]
+            elif hasattr(model, "embed_users"):
+                scores = model.embed_items() @ self.embedding(name)[0]  # type: ignore[attr-defined]
             else:
                 scores = model.score(self.user, user_items=self.user_items)[0]
             self._scores[name] = np.asarray(scores, dtype=np.float32)
         return self._scores[name]
+
+    def get_items(self, name: str, items: np.ndarray) -> np.ndarray:
+        """float32 (len(items),) scores of ``items``: vector models score only those."""
+        if name in self._scores or not hasattr(self.models[name], "embed_users"):
+            return self.get(name)[items]
+        vectors = self.models[name].embed_items()  # type: ignore[attr-defined]
+        return np.asarray(vectors[items] @ self.embedding(name)[0], dtype=np.float32)
 
 
 @dataclass
@@ -139,8 +159,7 @@ class AnnSource(RecallSource):
         return self._index
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
-        board = request.board
-        query = self.model.embed_users(board.user, board.user_items)  # type: ignore[union-attr]
+        query = request.board.embedding(self.config.model or "")
         if not np.any(query):
             return EMPTY  # no history: no taste vector
         blocked = np.flatnonzero(~request.eligible)
