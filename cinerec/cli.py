@@ -7,7 +7,7 @@ stdout. Errors are one line on stderr (exit status 2), never a traceback.
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,6 +41,10 @@ MapOpt = Annotated[
 ]
 LenientOpt = Annotated[
     bool, typer.Option("--lenient", help="Drop and count bad rows instead of stopping.")
+]
+PipelineOpt = Annotated[
+    Path | None,
+    typer.Option("--pipeline", help="Pipeline config (.toml / .yaml), e.g. configs/pipeline.toml."),
 ]
 ModelsOpt = Annotated[
     str | None, typer.Option("--models", help="Comma-separated model names (default: baselines).")
@@ -116,13 +120,15 @@ def train(
     validation: Annotated[
         str, typer.Option("--validation", help="Validation split carved from the data.")
     ] = "leave-last:5",
+    pipeline: PipelineOpt = None,
     mirror: MirrorOpt = None,
     cache: CacheOpt = None,
     json_: JsonFlag = False,
 ) -> None:
-    """Tune every model on a validation split, refit on all data, write a model bundle."""
+    """Tune every model, train the hybrid pipeline's ranker, refit on all data, write a bundle."""
     from cinerec.training.train import DEFAULT_TRAIN_MODELS, train_bundle
 
+    config = _pipeline_config(pipeline)
     data = _load(dataset, interactions, items, mapping, lenient, mirror, cache, not json_)
     report = train_bundle(
         data,
@@ -130,11 +136,17 @@ def train(
         model_names=_split_names(models) or DEFAULT_TRAIN_MODELS,
         validation_spec=validation,
         progress=not json_,
+        pipeline=config,
     )
     if json_:
         print_json(report.to_dict())
         return
-    _print_summary(report.to_dict()["validation"] | {"default": report.default_model}, False)
+    pipeline_info = report.pipeline or {}
+    _print_summary(
+        report.to_dict()["validation"]
+        | {"default": report.default_model, "pipeline ranker": pipeline_info.get("ranker")},
+        False,
+    )
 
 
 @app.command()
@@ -227,6 +239,7 @@ def evaluate(
     truth: Annotated[Path | None, typer.Option("--truth", help="Held-out interactions.")] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 10,
     report: Annotated[Path, typer.Option("--report", help="Report folder.")] = Path("reports"),
+    pipeline: PipelineOpt = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     mirror: MirrorOpt = None,
     cache: CacheOpt = None,
@@ -261,6 +274,7 @@ def evaluate(
 
     from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
 
+    config = _pipeline_config(pipeline)
     data = _load(dataset, interactions, items, mapping, False, mirror, cache, not json_)
     runs = {}
     all_files = {}
@@ -272,6 +286,7 @@ def evaluate(
             ks=ks,
             seed=seed,
             progress=not json_,
+            pipeline=config,
         )
         folder = report / f"{data.name}-{spec.replace(':', '-')}"
         files = write_report(
@@ -342,6 +357,15 @@ def demo(
     out_console.print(format_table(run.results, k=10))
     out_console.print(f"bundle: {trained.bundle} · report: {files.get('markdown')}")
     out_console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+
+
+def _pipeline_config(path: Path | None) -> Any:
+    """The pipeline config from a TOML / YAML / JSON file, or None for the default."""
+    if path is None:
+        return None
+    from cinerec.pipeline.config import load_config
+
+    return load_config(path)
 
 
 def _print_summary(summary: dict, json_: bool) -> None:

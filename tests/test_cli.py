@@ -43,6 +43,12 @@ def files(tmp_path_factory) -> Path:
 
 def test_train_recommend_and_score_external_predictions(files: Path) -> None:
     mapping = "user_id=uid,item_id=movie,value=stars"
+    (files / "pipeline.yaml").write_text(
+        "name: small\nrecall:\n  max_candidates: 30\n  sources:\n"
+        "    - {name: knn, kind: item2item, model: itemknn, quota: 20}\n"
+        "    - {name: pop, kind: model, model: pop, quota: 20}\n"
+        "rerank: {mmr_lambda: 0.8}\n"
+    )
     trained = run_cli(
         "train",
         "--interactions",
@@ -55,11 +61,18 @@ def test_train_recommend_and_score_external_predictions(files: Path) -> None:
         "pop,itemknn",
         "--out",
         "bundle",
+        "--pipeline",
+        "pipeline.yaml",
         "--json",
         cwd=files,
     )
     assert trained.returncode == 0, trained.stderr
     document = json.loads(trained.stdout)
+    from cinerec.pipeline.config import load_config
+
+    digest = load_config(files / "pipeline.yaml").digest()
+    manifest = json.loads((files / "bundle" / "manifest.json").read_text())
+    assert manifest["pipeline"]["config_hash"] == digest == document["pipeline"]["config_hash"]
     assert document["default_model"] in {"pop", "itemknn"}
     assert set(document["validation"]) == {"pop", "itemknn"}
 
@@ -188,6 +201,12 @@ def test_fetch_movielens_from_the_mirror(tmp_path: Path, datasets_mirror: Path) 
 
 def test_more_like_this_reaches_items_without_interactions(files: Path) -> None:
     mapping = "user_id=uid,item_id=movie,value=stars"
+    (files / "pipeline.yaml").write_text(
+        "name: small\nrecall:\n  max_candidates: 30\n  sources:\n"
+        "    - {name: knn, kind: item2item, model: itemknn, quota: 20}\n"
+        "    - {name: pop, kind: model, model: pop, quota: 20}\n"
+        "rerank: {mmr_lambda: 0.8}\n"
+    )
     trained = run_cli(
         "train",
         "--interactions",

@@ -97,3 +97,10 @@ def test_default_config_uses_only_the_bundle_models() -> None:
     config = default_config(["pop", "ease"])
     assert {s.model for s in config.recall.sources} == {"pop", "ease", None}
     assert config.source("editor") is not None
+
+
+def test_the_shipped_config_file_is_the_default_pipeline() -> None:
+    from cinerec.training.train import DEFAULT_TRAIN_MODELS
+
+    shipped = load_config(Path(__file__).parents[2] / "configs" / "pipeline.toml")
+    assert shipped == default_config(DEFAULT_TRAIN_MODELS)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cinerec.data.matrix import InteractionMatrix
 from cinerec.pipeline.config import SourceConfig
 from cinerec.pipeline.recall import SourceResult, recent_unique, top_eligible, union
 from cinerec.pipeline.recommender import Recommender, Request
 from cinerec.pipeline.types import Constraints
+from tests.pipeline.conftest import make_recommender
 
 
 class _Source:
@@ -66,3 +68,25 @@ def test_every_source_contributes_and_only_eligible_items_come_back(
 def test_ann_source_serves_vectors_through_faiss(recommender: Recommender) -> None:
     ann = next(s for s in recommender.sources if s.name == "als")
     assert len(ann.index) == len(recommender.items)  # type: ignore[attr-defined]
+
+
+def test_sequence_source_reads_the_request_time_sequence(
+    models: dict, matrix: InteractionMatrix
+) -> None:
+    from cinerec.models.sasrec import SASRec
+
+    sasrec = SASRec(dim=16, blocks=1, heads=1, epochs=3, max_len=20, threads=1).fit(matrix)
+    recommender = make_recommender({**models, "sasrec": sasrec}, matrix)
+    assert "sequence" in [s.name for s in recommender.sources]
+    assert "score.sasrec" in recommender.features.names
+    before = recommender.score_candidates(
+        recommender.histories.get(0), Request(user_id="u0"), stored=True
+    )
+    column = before.candidates.source_names.index("sequence")
+    assert (before.candidates.source_ranks[:, column] > 0).any()
+    history, stored = recommender.history_for(Request(user_id="u0", recent_items=("i1", "i5")))
+    assert not stored and history.items[-2:].tolist() == [1, 5]
+    after = recommender.score_candidates(history, Request(user_id="u0"), stored=False)
+    expected = sasrec.score_sequences([history.items])[0]
+    board = after.board.get("sasrec")
+    np.testing.assert_allclose(board, expected, rtol=1e-5)
