@@ -18,7 +18,7 @@ from cinerec.models.base import Model, load_model
 from cinerec.models.sasrec import WEIGHTS_FILE, SASRec
 from tests.models.contract import ModelContract
 
-TINY = {"dim": 16, "blocks": 1, "heads": 1, "dropout": 0.1, "threads": 1}
+TINY = {"dim": 16, "blocks": 1, "heads": 1, "dropout": 0.1, "max_len": 50, "threads": 1}
 CONTRACT_PARAMS = {
     **TINY,
     "dim": 32,
