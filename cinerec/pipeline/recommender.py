@@ -10,11 +10,12 @@ extended with request-time events — so feedback changes the next answer withou
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from cinerec.data.matrix import IdIndex
 from cinerec.errors import ModelError
@@ -37,60 +38,20 @@ from cinerec.pipeline.recall import (
 from cinerec.pipeline.rerank import RerankResult, rerank
 from cinerec.pipeline.rules import CatalogFacts
 from cinerec.pipeline.state import HistoryStore, UserHistory
-from cinerec.pipeline.types import Candidates, Constraints, Context, RankedItem
+from cinerec.pipeline.types import (
+    Candidates,
+    Context,
+    Preferences,
+    RankedItem,
+    Recommendations,
+    Request,
+)
+
+__all__ = ["Preferences", "Recommendations", "Recommender", "Request"]
 
 CONTINUE_SOURCE = "continue_watching"
-
-
-@dataclass(frozen=True)
-class Preferences:
-    """Stated tastes (soft): boost matching items; hard limits belong in Constraints."""
-
-    genres: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
-    countries: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Request:
-    """A recommendation request; ids, not indices. ``recent_items``: oldest first."""
-
-    user_id: str | None = None
-    k: int = 10
-    context: Context = field(default_factory=Context)
-    constraints: Constraints = field(default_factory=Constraints)
-    preferences: Preferences = field(default_factory=Preferences)
-    recent_items: tuple[str, ...] = ()
-    skipped_items: tuple[str, ...] = ()
-    exclude_items: tuple[str, ...] = ()
-
-
-@dataclass
-class Recommendations:
-    """The answer: ranked items with scores and reasons, and what produced them."""
-
-    user_id: str | None
-    items: list[RankedItem]
-    item_ids: list[str]
-    model_version: str
-    config_hash: str
-    n_candidates: int
-    per_source: dict[str, int]
-    timings_ms: dict[str, float]
-
-    def to_frame(self, titles: pd.Series | None = None) -> pd.DataFrame:
-        frame = pd.DataFrame(
-            {
-                "rank": [r.rank for r in self.items],
-                "item_id": self.item_ids,
-                "score": [r.score for r in self.items],
-                "reason": [r.reason.text for r in self.items],
-                "sources": [",".join(r.sources) for r in self.items],
-            }
-        )
-        if titles is not None:
-            frame.insert(2, "title", frame["item_id"].map(titles))
-        return frame
+#: A new visitor's stated preferences stand in for a history of this many items.
+STATED_TASTE_ITEMS = 50
 
 
 @dataclass
@@ -136,10 +97,12 @@ class Recommender:
         self.sources = self._sources()
         self.vectors = self._content_vectors()
         item2item = next((s for s in self.sources if isinstance(s, ItemToItemSource)), None)
+        self.popularity = histories_popularity(histories, len(items))
+        self._tastes: dict[tuple[tuple[str, ...], ...], sp.csr_matrix] = {}
         self.features = FeatureBuilder(
             sorted(models),
             (*(s.name for s in self.sources), CONTINUE_SOURCE),
-            popularity=histories_popularity(histories, len(items)),
+            popularity=self.popularity,
             years=np.where(self.facts.year >= 0, self.facts.year, np.nan),
             is_series=self.facts.is_series,
             genres=self.facts.genres,
@@ -273,6 +236,8 @@ class Recommender:
         mark = time.perf_counter()
         eligible, resume = self.eligible(history, request)
         user_items = None if stored and history.user_idx >= 0 else history.row(len(self.items))
+        if not len(history) and request.preferences != Preferences():
+            user_items = self.stated_taste(request.preferences)
         board = ScoreBoard(self.models, history, user_items)
         recall = RecallRequest(
             history, board, eligible, request.context, self._indices(self.editor_picks)
@@ -293,6 +258,24 @@ class Recommender:
         features = self.features.build(cands, board, history, context, preference=preference)
         timings["features"] = (time.perf_counter() - mark) * 1e3
         return Scored(cands, features, history, board, preference)
+
+    def stated_taste(self, preferences: Preferences) -> sp.csr_matrix:
+        """A stand-in history row for a new visitor: the most popular items matching every
+        stated preference (up to :data:`STATED_TASTE_ITEMS`), so the vector and scoring
+        models (ALS fold-in, content profile, EASE) personalise from the first request.
+        The items are not "seen": they stay recommendable and never appear as reasons.
+        """
+        key = (preferences.genres, preferences.languages, preferences.countries)
+        if key not in self._tastes:
+            everything = np.arange(len(self.items))
+            match = self.facts.preference_match(everything, *key) >= 1.0
+            ranked = everything[match][np.argsort(-self.popularity[match], kind="stable")]
+            chosen = np.sort(ranked[:STATED_TASTE_ITEMS])
+            self._tastes[key] = sp.csr_matrix(
+                (np.ones(len(chosen), np.float32), chosen, [0, len(chosen)]),
+                shape=(1, len(self.items)),
+            )
+        return self._tastes[key]
 
     def _rerank(
         self, scored: Scored, top: np.ndarray, scores: np.ndarray, request: Request

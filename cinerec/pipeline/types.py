@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 
 DEVICES = ("web", "mobile", "tablet", "tv")
 
@@ -141,3 +142,54 @@ class RankedItem:
     rank: int  # 1-based
     reason: Reason
     sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """Stated tastes (soft): boost matching items; hard limits belong in Constraints."""
+
+    genres: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    """A recommendation request; ids, not indices. ``recent_items``: oldest first."""
+
+    user_id: str | None = None
+    k: int = 10
+    context: Context = field(default_factory=Context)
+    constraints: Constraints = field(default_factory=Constraints)
+    preferences: Preferences = field(default_factory=Preferences)
+    recent_items: tuple[str, ...] = ()
+    skipped_items: tuple[str, ...] = ()
+    exclude_items: tuple[str, ...] = ()
+
+
+@dataclass
+class Recommendations:
+    """The answer: ranked items with scores and reasons, and what produced them."""
+
+    user_id: str | None
+    items: list[RankedItem]
+    item_ids: list[str]
+    model_version: str
+    config_hash: str
+    n_candidates: int
+    per_source: dict[str, int]
+    timings_ms: dict[str, float]
+
+    def to_frame(self, titles: pd.Series | None = None) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {
+                "rank": [r.rank for r in self.items],
+                "item_id": self.item_ids,
+                "score": [r.score for r in self.items],
+                "reason": [r.reason.text for r in self.items],
+                "sources": [",".join(r.sources) for r in self.items],
+            }
+        )
+        if titles is not None:
+            frame.insert(2, "title", frame["item_id"].map(titles))
+        return frame

@@ -151,6 +151,16 @@ def test_cold_start_with_stated_preferences(recommender: Recommender) -> None:
     allowed = recommender.facts.allowed(constraints)
     assert result.items and all(allowed[r.item_idx] for r in result.items)
     assert all(r.reason.code in ("popular", "trending", "editors_pick") for r in result.items)
+    # Without constraints, the stated genre steers the vector models from the first request.
+    liked = recommender.recommend(
+        Request(user_id=None, k=10, preferences=Preferences(genres=("g1",)))
+    )
+    plain = recommender.recommend(Request(user_id=None, k=10))
+    share = recommender.facts.preference_match
+    liked_share = share(np.array([r.item_idx for r in liked.items]), genres=("g1",)).mean()
+    plain_share = share(np.array([r.item_idx for r in plain.items]), genres=("g1",)).mean()
+    assert liked_share >= 0.7 and liked_share > plain_share
+    assert "als" in liked.per_source and liked.per_source["als"] > 0
 
 
 def test_continue_watching_brings_back_a_recent_series(
