@@ -1,0 +1,1 @@
+"""The online service: HTTP API, durable event log, online state, cache, registry."""
