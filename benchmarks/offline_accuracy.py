@@ -11,7 +11,7 @@ with a paired bootstrap interval. Cold-start tables (new items, new users) follo
 Reports (JSON, Markdown, PNG) go to ``reports/benchmarks/offline_accuracy/``.
 
     python benchmarks/offline_accuracy.py [--datasets ml-latest-small,demo]
-        [--splits leave-last:1,random:0.25] [--no-sources] [--no-cold-start] [--json]
+        [--splits leave-last:1,leave-last:10,random:0.25] [--no-sources] [--no-cold-start] [--json]
 
 ml-latest-small runs every split; the demo dataset (same users, the streaming catalogs
 added) runs the first. Data come from ``CINEREC_DATA_MIRROR`` when set, else GroupLens.
@@ -36,7 +36,7 @@ from cinerec.evaluation.ablation import DEFAULT_BASE, AblationRun, run_ablation
 from cinerec.evaluation.coldstart import new_item_protocol, new_user_protocol
 from cinerec.evaluation.report import format_table, write_report
 
-SPLITS = ("leave-last:1", "random:0.25")
+SPLITS = ("leave-last:1", "leave-last:10", "random:0.25")
 COLUMNS = ("ndcg@10", "recall@10", "mrr@10", "coverage@10", "diversity@10", "novelty@10")
 
 

@@ -42,6 +42,7 @@ from cinerec.pipeline.offline import (
     held_out_truth,
     ranking_data,
 )
+from cinerec.pipeline.rerank_tuning import tune_rerank
 from cinerec.training.tuning import tune
 
 DEFAULT_BASE = ("pop", "trending", "itemknn", "ease", "als", "content")
@@ -156,14 +157,14 @@ def run_ablation(
         plain: bool,
         reuse: RankerChoice | None = None,
     ) -> RankerChoice:
+        stage1_rec = build_recommender(stage1, carve, config, default_model=default)
         choice = reuse or choose_ranker(
-            build_recommender(stage1, carve, config, default_model=default),
-            carve_truth,
-            kinds=kinds,
-            seed=seed,
-            progress=progress,
+            stage1_rec, carve_truth, kinds=kinds, seed=seed, progress=progress
         )
-        shown = _plain(config) if plain else config
+        shown = _plain(config)
+        if not plain:
+            stage1_rec.ranker = choice.chosen
+            shown, choice.rerank = tune_rerank(stage1_rec, carve_truth, choice.valid_users)
         rec = build_recommender(fitted, train, shown, choice.chosen, default_model=default)
         result = evaluate(PipelineModel(rec), label)
         result.params = {"ranker": choice.chosen_kind, **choice.to_dict()}

@@ -129,6 +129,7 @@ def run_protocol(
             seed=seed,
             progress=progress,
         )
+        config = choice.config or config
         recommender = build_recommender(fitted, train, config, choice.chosen, default_model=default)
         result = evaluate_model(
             PipelineModel(recommender),  # type: ignore[arg-type]

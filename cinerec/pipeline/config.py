@@ -116,6 +116,9 @@ class RerankConfig(_Strict):
     genre_cap: Annotated[int, Field(ge=1)] | None = None
     serendipity_slots: Annotated[int, Field(ge=0, le=10)] = 0
     pins: tuple[Pin, ...] = ()
+    # Choose mmr_lambda and genre_cap on validation when training: the most accurate policy
+    # whose genre diversity is at least the best single model's (rerank_tuning.py).
+    tune: bool = True
 
 
 class PipelineConfig(_Strict):

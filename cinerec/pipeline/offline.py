@@ -28,6 +28,7 @@ from cinerec.models.base import Model, get_model_class
 from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.rankers import Ranker, RankingData, make_ranker, ndcg_at_k
 from cinerec.pipeline.recommender import Recommender, Request
+from cinerec.pipeline.rerank_tuning import tune_rerank
 from cinerec.pipeline.state import HistoryStore
 
 RANKER_KINDS = ("lightgbm", "neural", "fusion")
@@ -75,6 +76,7 @@ class CandidateStats:
     recall: float = 0.0  # mean over users of |held-out ∩ candidates| / |held-out|
     mean_candidates: float = 0.0
     per_source_recall: dict[str, float] = field(default_factory=dict)
+    query_users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per query
 
 
 def ranking_data(
@@ -96,6 +98,7 @@ def ranking_data(
     blocks: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     sizes: list[int] = []
+    query_users: list[int] = []
     recalls: list[float] = []
     n_cands: list[int] = []
     source_hits: dict[str, list[float]] = {}
@@ -118,6 +121,7 @@ def ranking_data(
             if len(neg) > negatives:
                 neg = rng.choice(neg, negatives, replace=False)
             rows = np.sort(np.concatenate([rows[hit], neg]))
+        query_users.append(int(user))
         blocks.append(scored.features[rows])
         labels.append(hit[rows].astype(np.float32))
         sizes.append(len(rows))
@@ -135,6 +139,7 @@ def ranking_data(
         recall=float(np.mean(recalls)) if recalls else 0.0,
         mean_candidates=float(np.mean(n_cands)) if n_cands else 0.0,
         per_source_recall={k: float(np.mean(v)) for k, v in source_hits.items()},
+        query_users=np.asarray(query_users, dtype=np.int64),
     )
     return data, stats
 
@@ -148,10 +153,14 @@ class RankerChoice:
     validation: dict[str, float]
     stats: CandidateStats
     seconds: dict[str, float] = field(default_factory=dict)
+    valid_users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    rerank: dict[str, Any] = field(default_factory=dict)  # what tune_rerank chose, and why
+    config: PipelineConfig | None = None  # the config with the tuned re-rank policy
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ranker": self.chosen_kind,
+            "rerank": self.rerank,
             "validation_ndcg@10": {k: round(v, 5) for k, v in self.validation.items()},
             "candidate_recall": round(self.stats.recall, 4),
             "mean_candidates": round(self.stats.mean_candidates, 1),
@@ -213,7 +222,8 @@ def choose_ranker(
         best = max(scores, key=lambda k: scores[k])
     else:
         best = preferred if preferred in scores else "none"
-    return RankerChoice(fitted.get(best), best, scores, stats, seconds)
+    valid_users = stats.query_users[np.sort(order[:n_valid])]
+    return RankerChoice(fitted.get(best), best, scores, stats, seconds, valid_users)
 
 
 def train_ranker(
@@ -233,13 +243,15 @@ def train_ranker(
     carve = InteractionMatrix.build(validation.train, items=items, item_index=item_index)
     stage1 = {name: get_model_class(name)(**p).fit(carve) for name, p in params.items()}
     recommender = build_recommender(stage1, carve, config, default_model=default_model)
-    return choose_ranker(
-        recommender,
-        held_out_truth(carve, validation.test),
-        preferred=config.rank.ranker,
-        seed=seed,
-        progress=progress,
+    truth = held_out_truth(carve, validation.test)
+    choice = choose_ranker(
+        recommender, truth, preferred=config.rank.ranker, seed=seed, progress=progress
     )
+    choice.config = config
+    if config.rerank.tune and len(choice.valid_users):
+        recommender.ranker = choice.chosen
+        choice.config, choice.rerank = tune_rerank(recommender, truth, choice.valid_users)
+    return choice
 
 
 def _sample_negatives(data: RankingData, negatives: int, rng: np.random.Generator) -> RankingData:

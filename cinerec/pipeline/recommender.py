@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from cinerec.data.matrix import IdIndex
 from cinerec.errors import ModelError
 from cinerec.models.base import Model
-from cinerec.pipeline.config import PipelineConfig
+from cinerec.pipeline.config import PipelineConfig, RerankConfig
 from cinerec.pipeline.explain import ExplainContext, explain
 from cinerec.pipeline.features import FeatureBuilder
 from cinerec.pipeline.rankers import Ranker
@@ -171,15 +171,10 @@ class Recommender:
         scored = self.score_candidates(history, request, stored=stored, timings=timings)
         mark = time.perf_counter()
         cands = scored.candidates
-        if self.ranker is not None and len(cands):
-            rank_scores = self.ranker.predict(scored.features)
-        else:
-            column = self.features.names.index(f"z.{self.default_model}")
-            rank_scores = scored.features[:, column]
-        top = np.argsort(-rank_scores, kind="stable")[: self.config.rank.top_n]
+        top, top_scores = self.rank(scored)
         timings["rank"] = (time.perf_counter() - mark) * 1e3
         mark = time.perf_counter()
-        result = self._rerank(scored, top, rank_scores[top], request)
+        result = self._rerank(scored, top, top_scores, request)
         timings["rerank"] = (time.perf_counter() - mark) * 1e3
         mark = time.perf_counter()
         ranked = self._explain(scored, result, request)
@@ -277,12 +272,27 @@ class Recommender:
             )
         return self._tastes[key]
 
+    def rank(self, scored: Scored) -> tuple[np.ndarray, np.ndarray]:
+        """Rank stage: (rows of the top ``top_n`` candidates, their ranker scores)."""
+        if self.ranker is not None and len(scored.candidates):
+            rank_scores = self.ranker.predict(scored.features)
+        else:
+            column = self.features.names.index(f"z.{self.default_model}")
+            rank_scores = scored.features[:, column]
+        top = np.argsort(-rank_scores, kind="stable")[: self.config.rank.top_n]
+        return top, rank_scores[top]
+
     def _rerank(
-        self, scored: Scored, top: np.ndarray, scores: np.ndarray, request: Request
+        self,
+        scored: Scored,
+        top: np.ndarray,
+        scores: np.ndarray,
+        request: Request,
+        cfg: RerankConfig | None = None,
     ) -> RerankResult:
         cands = scored.candidates
         items = cands.items[top]
-        cfg = self.config.rerank
+        cfg = cfg or self.config.rerank
         now_year = _request_time(request.context, scored.history).year
         freshness = None
         if cfg.freshness_weight > 0:

@@ -113,7 +113,11 @@ def train_bundle(
             progress=progress,
         )
         timings["ranker"] = time.perf_counter() - started
-        console.log(f"pipeline ranker: {choice.chosen_kind} ({choice.validation})")
+        config = choice.config or config
+        console.log(
+            f"pipeline ranker: {choice.chosen_kind} ({choice.validation}); "
+            f"re-rank: {choice.rerank.get('chosen')}"
+        )
     for name in model_names:
         started = time.perf_counter()
         models[name] = get_model_class(name)(**searches[name].best_params).fit(full)

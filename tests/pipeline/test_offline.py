@@ -103,3 +103,25 @@ def test_protocol_runs_the_hybrid_beside_the_models() -> None:
     hybrid = run.results[-1]
     assert hybrid.metrics["ndcg@10"] > run.results[0].metrics["ndcg@10"]  # beats popularity
     assert "ranker" in hybrid.params and "candidate_recall" in hybrid.params
+
+
+def test_rerank_policy_is_chosen_under_a_diversity_floor(dataset: Dataset) -> None:
+    from cinerec.evaluation.splits import make_split as split_of
+    from cinerec.pipeline.offline import train_ranker
+
+    validation = split_of("leave-last:3", dataset.interactions)
+    matrix = InteractionMatrix.build(dataset.interactions, items=dataset.items)
+    params = {name: {} for name in BASE_MODELS}
+    choice = train_ranker(
+        validation, dataset.items, matrix.items, params, default_config(list(params)),
+        default_model="ease",
+    )  # fmt: skip
+    record = choice.rerank
+    assert record["tried"] and choice.config is not None
+    chosen = record["chosen"]
+    feasible = [t for t in record["tried"] if t["diversity@10"] >= record["diversity_floor"]]
+    if feasible:
+        assert chosen["diversity@10"] >= record["diversity_floor"]
+        assert chosen["ndcg@10"] == max(t["ndcg@10"] for t in feasible)
+    assert choice.config.rerank.mmr_lambda == chosen["mmr_lambda"]
+    assert choice.config.rerank.genre_cap == chosen["genre_cap"]

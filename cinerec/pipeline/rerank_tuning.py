@@ -1,0 +1,97 @@
+"""Choosing the re-ranking policy on validation: accuracy subject to a diversity floor.
+
+Re-ranking trades accuracy for diversity, so its weights are not free parameters to
+maximise NDCG with (that would always pick "no diversity"). The rule here: among a small
+grid of MMR strengths and genre caps, keep the most accurate policy (NDCG@10 on the
+validation users the ranker was not trained on) whose genre diversity is at least the
+best single model's on the same users — the hybrid must not narrow what people see.
+When no policy reaches the floor, the most diverse one is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from cinerec.evaluation.beyond import intra_list_diversity
+from cinerec.pipeline.config import PipelineConfig
+from cinerec.pipeline.recommender import Recommender
+from cinerec.pipeline.types import Request
+
+#: (mmr_lambda, genre_cap) policies tried, from "ranker order" to strongly diversified.
+RERANK_GRID: tuple[tuple[float, int | None], ...] = tuple(
+    (lam, cap) for cap in (None, 3) for lam in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
+)
+
+
+def _ndcg(ranked: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
+    out = np.zeros(len(ranked))
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    for row, items in enumerate(ranked):
+        relevant = truth.indices[truth.indptr[row] : truth.indptr[row + 1]]
+        hits = np.isin(items[:k], relevant) & (items[:k] >= 0)
+        ideal = discounts[: min(len(relevant), k)].sum()
+        out[row] = (discounts[: len(hits)][hits]).sum() / ideal if ideal else 0.0
+    return out
+
+
+def tune_rerank(
+    recommender: Recommender,
+    truth: sp.csr_matrix,
+    users: np.ndarray,
+    *,
+    k: int = 10,
+    grid: tuple[tuple[float, int | None], ...] = RERANK_GRID,
+) -> tuple[PipelineConfig, dict[str, Any]]:
+    """The pipeline config with the chosen re-rank policy, and a record of the search.
+
+    ``recommender`` holds the stage-1 models and the chosen ranker; ``truth`` the held-out
+    items (rows = users); ``users`` the validation users (not seen by the ranker).
+    """
+    users = np.asarray(users, dtype=np.int64)
+    genres = recommender.facts.genres
+    reference = recommender.models[recommender.default_model]
+    ref_top, _ = reference.recommend(users, k, exclude_seen=True)
+    floor = float(np.nanmean(intra_list_diversity(ref_top, genres, k)))
+    request = Request(k=k)
+    prepared = []
+    for user in users:
+        history = recommender.histories.get(int(user))
+        scored = recommender.score_candidates(history, request, stored=True)
+        prepared.append((scored, *recommender.rank(scored)))
+    rows = truth[users]
+    tried: list[dict[str, Any]] = []
+    base = recommender.config.rerank
+    for lam, cap in grid:
+        cfg = replace_rerank(base, mmr_lambda=lam, genre_cap=cap)
+        ranked = np.full((len(users), k), -1, dtype=np.int64)
+        for row, (scored, top, scores) in enumerate(prepared):
+            result = recommender._rerank(scored, top, scores, request, cfg)
+            ranked[row, : len(result.items)] = result.items
+        tried.append(
+            {
+                "mmr_lambda": lam,
+                "genre_cap": cap,
+                "ndcg@10": float(_ndcg(ranked, rows, k).mean()),
+                "diversity@10": float(np.nanmean(intra_list_diversity(ranked, genres, k))),
+            }
+        )
+    feasible = [t for t in tried if t["diversity@10"] >= floor]
+    best = (
+        max(feasible, key=lambda t: t["ndcg@10"])
+        if feasible
+        else max(tried, key=lambda t: t["diversity@10"])
+    )
+    data = recommender.config.model_dump()
+    data["rerank"] = replace_rerank(
+        base, mmr_lambda=best["mmr_lambda"], genre_cap=best["genre_cap"]
+    ).model_dump()
+    record = {"chosen": best, "diversity_floor": floor, "reference": reference.name, "tried": tried}
+    return PipelineConfig.model_validate(data), record
+
+
+def replace_rerank(base: Any, **changes: Any) -> Any:
+    """A copy of a (frozen) RerankConfig with ``changes``."""
+    return base.model_copy(update=changes)
