@@ -359,6 +359,95 @@ def demo(
     out_console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 
 
+events_app = typer.Typer(help="The durable feedback event log.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("export")
+def events_export(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file for the interactions.")],
+    database_url: Annotated[
+        str,
+        typer.Option("--database-url", envvar="DATABASE_URL", help="SQLAlchemy URL of the log."),
+    ] = "sqlite:///events.db",
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only events at/after this ISO 8601 time.")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Export logged feedback as an interactions table, ready for retraining."""
+    from datetime import UTC, datetime
+
+    from cinerec.serving.eventlog import EventLog
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise CinerecError(f"--since: {since!r} is not an ISO 8601 time") from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    log = EventLog(database_url)
+    try:
+        rows = log.export_parquet(out, since=start)
+    finally:
+        log.close()
+    if json_:
+        print_json({"rows": rows, "out": str(out), "database": log.url, "since": since})
+    else:
+        out_console.print(f"exported {rows} events to {out}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def serve(
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", envvar="CINEREC_BUNDLE", help="Bundle folder.")
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option("--registry", envvar="CINEREC_REGISTRY", help="Serve its promoted version."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+) -> None:
+    """Start the HTTP API (docs at /docs). DATABASE_URL, REDIS_URL switch on PostgreSQL, Redis."""
+    import uvicorn
+
+    from cinerec.serving.app import create_app
+    from cinerec.serving.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if bundle is not None:
+        overrides["bundle"] = bundle
+    if registry is not None:
+        overrides["registry"] = registry
+    settings = Settings(**overrides)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@app.command("batch-score")
+def batch_score_command(
+    bundle: Annotated[Path, typer.Option("--bundle", envvar="CINEREC_BUNDLE")],
+    out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write.")] = None,
+    redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="REDIS_URL")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=500)] = 50,
+    json_: JsonFlag = False,
+) -> None:
+    """Nightly bulk scoring of every user into Redis (the API's fast path) and/or Parquet."""
+    from cinerec.pipeline.persist import load_recommender
+    from cinerec.serving.batch import batch_score
+
+    if out is None and redis_url is None:
+        raise CinerecError("give --out and/or --redis-url (REDIS_URL)")
+    started = time.perf_counter()
+    summary = batch_score(
+        load_recommender(bundle), k=k, out=out, redis_url=redis_url, progress=not json_
+    )
+    summary["seconds"] = time.perf_counter() - started
+    _print_summary(summary, json_)
+
+
 def _pipeline_config(path: Path | None) -> Any:
     """The pipeline config from a TOML / YAML / JSON file, or None for the default."""
     if path is None:

@@ -1,0 +1,131 @@
+"""The FastAPI application: ``create_app()`` wires settings, services and routes.
+
+Run it with ``cinerec serve`` (uvicorn). Errors come back as ``{"detail": reason}`` with a
+4xx status naming what was wrong; nothing but a bug gives a 5xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from cinerec import __version__
+from cinerec.errors import CinerecError, IntegrityError, ModelError
+from cinerec.pipeline.rules import ConstraintError
+from cinerec.serving.metrics import Metrics
+from cinerec.serving.routes import admin, api, ops
+from cinerec.serving.service import NotFoundError, Services, StaticHolder, UnavailableError
+from cinerec.serving.settings import Settings
+
+log = logging.getLogger("cinerec.serving")
+
+
+def build_services(settings: Settings) -> Services:
+    """The live parts for ``settings``: model holder, event log, state, cache, stream."""
+    from cinerec.serving.cache import RecommendationCache
+    from cinerec.serving.eventlog import EventLog
+    from cinerec.serving.state import make_state
+
+    registry = None
+    if settings.registry:
+        from cinerec.serving.registry import HotReloader, ModelRegistry
+
+        registry = ModelRegistry(settings.registry)
+        holder = HotReloader(registry, poll_s=settings.registry_poll_s)
+        holder.start()
+    else:
+        if settings.bundle is None or not Path(settings.bundle).exists():
+            raise CinerecError(
+                f"no bundle at {settings.bundle}: train one (cinerec train / make demo) or "
+                "set CINEREC_BUNDLE / CINEREC_REGISTRY"
+            )
+        holder = StaticHolder(Path(settings.bundle))
+    stream = None
+    batch = None
+    if settings.redis_url:
+        from cinerec.serving.batch import BatchStore
+        from cinerec.serving.stream import EventStream
+
+        stream = EventStream(settings.redis_url)
+        batch = BatchStore(settings.redis_url) if settings.batch_scores else None
+    return Services(
+        holder=holder,
+        events=EventLog(settings.database_url),
+        state=make_state(settings.redis_url),
+        cache=RecommendationCache(settings.redis_url, ttl_s=settings.cache_ttl_s),
+        stream=stream,
+        metrics=Metrics(),
+        registry=registry,
+        batch=batch,
+        recent_limit=settings.recent_events,
+    )
+
+
+STATUS = {
+    NotFoundError: 404,
+    UnavailableError: 503,
+    ConstraintError: 422,
+    IntegrityError: 409,
+    ModelError: 409,
+}
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The app; ``services`` may be given (tests), else built from ``settings`` at startup."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.services = services or build_services(settings)
+        try:
+            yield
+        finally:
+            if services is None:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="cinerec",
+        version=__version__,
+        summary="Hybrid movie & TV-series recommendations with real-time feedback.",
+        lifespan=lifespan,
+    )
+    app.include_router(api)
+    app.include_router(ops)
+    app.include_router(admin)
+
+    @app.middleware("http")
+    async def limits_and_metrics(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return JSONResponse(
+                {"detail": f"body larger than {settings.max_body_bytes} bytes"}, status_code=413
+            )
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        svc = getattr(request.app.state, "services", None)
+        if svc is not None:
+            svc.metrics.http.labels(
+                route=path, method=request.method, status=str(response.status_code)
+            ).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(CinerecError)
+    async def cinerec_error(request: Request, exc: CinerecError) -> JSONResponse:
+        code = next((c for kind, c in STATUS.items() if isinstance(exc, kind)), 400)
+        svc = getattr(request.app.state, "services", None)
+        if svc is not None:
+            svc.metrics.errors.labels(route=request.url.path, kind=type(exc).__name__).inc()
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    return app

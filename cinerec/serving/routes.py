@@ -1,0 +1,179 @@
+"""HTTP routes: the public /v1 API, operations endpoints and the admin API."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+
+from cinerec.serving import schemas
+from cinerec.serving.service import Services
+from cinerec.serving.settings import Settings
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Names = Annotated[list[str], Query(max_length=50)]
+
+api = APIRouter(prefix="/v1", tags=["recommendations"])
+ops = APIRouter(tags=["operations"])
+admin = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@api.get("/recommendations", response_model=schemas.RecommendationResponse)
+def recommendations_get(
+    services: ServicesDep,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    session_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    device: schemas.Device | None = None,
+    country: Annotated[str | None, Query(max_length=100)] = None,
+    time: datetime | None = None,
+    max_age_rating: Annotated[str | None, Query(max_length=20)] = None,
+    languages: Names = [],  # noqa: B006 - FastAPI copies defaults
+    countries: Names = [],  # noqa: B006
+    genres: Names = [],  # noqa: B006
+    types: Annotated[list[schemas.ItemType], Query(max_length=2)] = [],  # noqa: B006
+    year_min: Annotated[int | None, Query(ge=1800, le=2100)] = None,
+    year_max: Annotated[int | None, Query(ge=1800, le=2100)] = None,
+    exclude: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006
+) -> schemas.RecommendationResponse:
+    """Top-k for a user (or a new visitor), with scores, reasons and recall sources."""
+    age: int | str | None = max_age_rating
+    if max_age_rating is not None and max_age_rating.isdigit():
+        age = int(max_age_rating)
+    body = schemas.RecommendationRequest(
+        user_id=user_id,
+        session_id=session_id,
+        k=k,
+        context=schemas.ContextIn(device=device, country=country, time=time),
+        filters=schemas.FiltersIn(
+            max_age_rating=age,
+            languages=languages,
+            countries=countries,
+            genres=genres,
+            types=types,
+            year_min=year_min,
+            year_max=year_max,
+        ),
+        exclude=exclude,
+    )
+    return services.recommend(body)
+
+
+@api.post("/recommendations", response_model=schemas.RecommendationResponse)
+def recommendations_post(
+    body: schemas.RecommendationRequest, services: ServicesDep
+) -> schemas.RecommendationResponse:
+    """Top-k with the full request body (context, filters, preferences, exclusions)."""
+    return services.recommend(body)
+
+
+@api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)
+def feedback(event: schemas.FeedbackIn, services: ServicesDep) -> schemas.FeedbackAck:
+    """Store one event durably (202 once committed); the next answer reflects it."""
+    return services.feedback([event])
+
+
+@api.post(
+    "/feedback/batch", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED
+)
+def feedback_batch(
+    batch: schemas.FeedbackBatch, services: ServicesDep, settings: SettingsDep
+) -> schemas.FeedbackAck:
+    """Store up to ``max_batch`` events in one transaction."""
+    if len(batch.events) > settings.max_batch:
+        raise HTTPException(413, f"at most {settings.max_batch} events per batch")
+    return services.feedback(batch.events)
+
+
+@api.get("/items/{item_id}/similar", response_model=list[schemas.SimilarItem])
+def similar(
+    item_id: str, services: ServicesDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+) -> list[schemas.SimilarItem]:
+    """More like this — also for titles nobody has watched."""
+    return services.similar(item_id, k)
+
+
+@api.get("/users/{user_id}/history", response_model=list[schemas.HistoryEvent])
+def history(
+    user_id: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[schemas.HistoryEvent]:
+    """The user's events: from the training data and received online since."""
+    return services.history(user_id, limit)
+
+
+@ops.get("/health")
+def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@ops.get("/ready")
+def ready(services: ServicesDep, response: Response) -> dict:
+    """Readiness: a model is loaded and the event log answers."""
+    report = services.ready()
+    if not report["ready"]:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return report
+
+
+@ops.get("/metrics")
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics."""
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def require_admin(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> None:
+    """Admin calls need the configured key in ``X-API-Key``; with none configured, none pass."""
+    expected = settings.admin_api_key
+    if not expected:
+        raise HTTPException(403, "the admin API is disabled (no ADMIN_API_KEY configured)")
+    if not x_api_key or not hmac.compare_digest(x_api_key.encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong X-API-Key")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+@admin.post("/reload")
+def reload(_: AdminDep, services: ServicesDep) -> dict:
+    """Load the promoted (or re-written) bundle now; a broken one is refused."""
+    return services.reload()
+
+
+@admin.post("/promote")
+def promote(body: schemas.Promote, _: AdminDep, services: ServicesDep) -> dict:
+    """Promote a registry version and switch to it."""
+    if services.registry is None:
+        raise HTTPException(409, "no model registry configured (CINEREC_REGISTRY)")
+    services.registry.promote(body.version)
+    return services.reload()
+
+
+@admin.get("/versions")
+def versions(_: AdminDep, services: ServicesDep) -> dict:
+    """The registry's versions and the one served."""
+    listed = []
+    if services.registry is not None:
+        listed = [vars(v) for v in services.registry.versions()]
+    return {"serving": services.holder.version, "versions": listed}
+
+
+@admin.put("/editor-picks")
+def editor_picks(body: schemas.EditorPicks, _: AdminDep, services: ServicesDep) -> dict:
+    """Replace the editor picks (a recall source; reasons say "Editor's pick")."""
+    return services.set_editor_picks(body.item_ids)

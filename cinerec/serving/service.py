@@ -1,0 +1,406 @@
+"""What the HTTP endpoints do, without HTTP: recommend, take feedback, similar, history.
+
+:class:`Services` owns the live parts — the served :class:`Recommender` (a fixed bundle or
+the registry's promoted version, hot-reloaded), the durable event log, the online state,
+the answer cache, the event stream and the metrics — and implements each endpoint as a
+plain method, so the logic is tested without a server and the routes stay thin.
+
+Read-after-write: feedback is (1) committed to the event log, (2) added to the user's
+online state, (3) published to the stream (aggregates for other replicas), (4) the user's
+cached answers are invalidated — all before the 202. The next recommendation reads the
+online state, so a skipped item is gone and the sequence model sees the click.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cinerec.data.signals import EVENT_CONFIDENCE, MIN_POSITIVE_CONFIDENCE, UNKNOWN_WATCH_CONFIDENCE
+from cinerec.errors import CinerecError, ModelError
+from cinerec.pipeline.persist import load_recommender
+from cinerec.pipeline.recommender import Recommender
+from cinerec.pipeline.rules import constraints_from_mapping
+from cinerec.pipeline.types import Context, Preferences, RecentEvent, Request
+from cinerec.serving import schemas
+from cinerec.serving.events import FeedbackEvent
+from cinerec.serving.metrics import Metrics
+
+log = logging.getLogger("cinerec.serving")
+PLAIN_REQUEST = schemas.RecommendationRequest()
+
+
+class NotFoundError(CinerecError):
+    """A user or item the service does not know (HTTP 404)."""
+
+
+class UnavailableError(CinerecError):
+    """A dependency the request cannot do without is down (HTTP 503)."""
+
+
+class StaticHolder:
+    """Serves one bundle folder; :meth:`reload` re-reads it (a broken folder is refused)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._value = load_recommender(self.folder)
+        self.last_error: str | None = None
+
+    @property
+    def value(self) -> Recommender:
+        return self._value
+
+    @property
+    def version(self) -> str:
+        return self._value.model_version
+
+    def check(self) -> bool:
+        try:
+            fresh = load_recommender(self.folder)
+        except CinerecError as exc:
+            self.last_error = str(exc)
+            return False
+        if fresh.model_version == self._value.model_version:
+            return False
+        fresh.editor_picks = list(self._value.editor_picks)
+        self._value = fresh  # one reference swap: requests in flight keep the old object
+        return True
+
+    def stop(self) -> None:
+        return None
+
+
+def confidence(event: FeedbackEvent, duration_min: float | None) -> float:
+    """Implicit confidence of an online event (as ``cinerec.data.signals`` computes it)."""
+    if event.action == "rating":
+        value = (event.value or 0.0) / 5.0
+    elif event.action == "watch":
+        if event.watch_seconds is not None and duration_min and duration_min > 0:
+            value = event.watch_seconds / (duration_min * 60.0)
+        else:
+            value = UNKNOWN_WATCH_CONFIDENCE
+    else:
+        value = EVENT_CONFIDENCE.get(event.action, 0.2)
+    return float(min(max(value, MIN_POSITIVE_CONFIDENCE), 1.0))
+
+
+@dataclass
+class Services:
+    """The live parts of one API process (see the module docstring)."""
+
+    holder: Any  # StaticHolder | HotReloader[Recommender]: .value, .version, .check()
+    events: Any  # EventLog
+    state: Any  # OnlineState
+    cache: Any  # RecommendationCache
+    stream: Any | None  # EventStream when Redis is configured
+    metrics: Metrics
+    registry: Any | None = None  # ModelRegistry when configured
+    batch: Any | None = None  # BatchStore (nightly lists) when configured
+    recent_limit: int = 200
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._columns: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.note_model()
+
+    # ----- recommendations ---------------------------------------------------------------
+    def recommend(self, body: schemas.RecommendationRequest) -> schemas.RecommendationResponse:
+        rec: Recommender = self.holder.value  # one model for the whole request
+        request_id = uuid.uuid4().hex
+        online = self.state.recent(body.user_id)[-self.recent_limit :] if body.user_id else []
+        key = self._cache_key(rec, body)
+        if body.user_id:
+            payload = self.cache.get(body.user_id, key)
+            self.metrics.cache.labels(result="hit" if payload else "miss").inc()
+            if payload:
+                cached = schemas.RecommendationResponse.model_validate_json(payload)
+                self.metrics.answers.labels(source="cache").inc()
+                return cached.model_copy(
+                    update={"request_id": request_id, "cached": True, "source": "cache"}
+                )
+        batched = self._batch_answer(rec, body, online, request_id)
+        if batched is not None:
+            return batched
+        request = self._request(rec, body, online)
+        result = rec.recommend(request)
+        for stage, ms in result.timings_ms.items():
+            self.metrics.stage.labels(stage=stage).observe(ms / 1e3)
+        for source, count in result.per_source.items():
+            self.metrics.candidates.labels(source=source).observe(count)
+        known = body.user_id is not None and rec.users.lookup([body.user_id])[0] >= 0
+        response = schemas.RecommendationResponse(
+            request_id=request_id,
+            user_id=body.user_id,
+            items=[
+                self._item(rec, item, item_id)
+                for item, item_id in zip(result.items, result.item_ids, strict=True)
+            ],
+            model_version=result.model_version,
+            config_hash=result.config_hash,
+            cold_start=not known and not online,
+        )
+        if body.user_id:
+            self.cache.set(body.user_id, key, response.model_dump_json().encode())
+        self.metrics.answers.labels(source="pipeline").inc()
+        return response
+
+    def _request(
+        self, rec: Recommender, body: schemas.RecommendationRequest, online: list[FeedbackEvent]
+    ) -> Request:
+        filters = {k: v for k, v in body.filters.model_dump().items() if v not in (None, [])}
+        constraints = constraints_from_mapping(filters)
+        durations = self._durations(rec)
+        index = rec.items.lookup([e.item_id for e in online]) if online else np.zeros(0, int)
+        recent = tuple(
+            RecentEvent(
+                e.item_id,
+                e.epoch,
+                confidence(e, float(durations[i]) if i >= 0 else None),
+                e.action == "skip",
+            )
+            for e, i in zip(online, index, strict=True)
+        )
+        context = body.context
+        prefs = body.preferences
+        return Request(
+            user_id=body.user_id,
+            k=body.k,
+            context=Context(context.device, context.time, context.country),
+            constraints=constraints,
+            preferences=Preferences(
+                tuple(prefs.genres), tuple(prefs.languages), tuple(prefs.countries)
+            ),
+            exclude_items=tuple(body.exclude),
+            recent_events=recent,
+        )
+
+    def _batch_answer(
+        self,
+        rec: Recommender,
+        body: schemas.RecommendationRequest,
+        online: list[FeedbackEvent],
+        request_id: str,
+    ) -> schemas.RecommendationResponse | None:
+        """The nightly list, for a known user with no activity since and a plain request."""
+        plain = body.model_dump(include={"filters", "preferences", "exclude"}) == (
+            schemas.RecommendationRequest().model_dump(
+                include={"filters", "preferences", "exclude"}
+            )
+        )
+        if self.batch is None or not body.user_id or online or not plain:
+            return None
+        stored = self.batch.get(rec.model_version, body.user_id)
+        if stored is None or len(stored) < body.k:
+            return None
+        self.metrics.answers.labels(source="batch").inc()
+        return schemas.RecommendationResponse(
+            request_id=request_id,
+            user_id=body.user_id,
+            items=[schemas.RecommendedItem.model_validate(i) for i in stored[: body.k]],
+            model_version=rec.model_version,
+            config_hash=rec.config_hash,
+            cold_start=False,
+            source="batch",
+        )
+
+    def _cache_key(self, rec: Recommender, body: schemas.RecommendationRequest) -> str:
+        shape = body.model_dump(mode="json", exclude={"user_id", "session_id"})
+        if body.context.time is None:
+            shape["context"]["time"] = None
+        digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+        return f"{rec.model_version}:{rec.config_hash}:{digest}"
+
+    def _item(self, rec: Recommender, item: Any, item_id: str) -> schemas.RecommendedItem:
+        _, titles, types, _ = self._catalog_columns(rec)
+        reason_item = None
+        if item.reason.item_idx >= 0:
+            reason_item = str(rec.items.ids[item.reason.item_idx])
+        return schemas.RecommendedItem(
+            item_id=item_id,
+            rank=item.rank,
+            score=round(float(item.score), 6),
+            title=titles[item.item_idx],
+            type=types[item.item_idx],
+            reason=schemas.Reason(
+                code=item.reason.code, text=item.reason.text, item_id=reason_item
+            ),
+            sources=list(item.sources),
+        )
+
+    def _catalog_columns(self, rec: Recommender) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+        cached = self._columns
+        if cached is None or cached[0] != rec.model_version:
+            catalog = rec.catalog
+
+            def column(name: str) -> np.ndarray:
+                if name not in catalog:
+                    return np.full(len(catalog), None, dtype=object)
+                values = catalog[name].astype(object).to_numpy()
+                return np.array([None if v is None or v != v else v for v in values], dtype=object)
+
+            duration = (
+                catalog["duration_min"].to_numpy(dtype=float, na_value=np.nan)
+                if "duration_min" in catalog
+                else np.full(len(catalog), np.nan)
+            )
+            cached = (rec.model_version, column("title"), column("type"), duration)
+            self._columns = cached
+        return cached
+
+    def _durations(self, rec: Recommender) -> np.ndarray:
+        return self._catalog_columns(rec)[3]
+
+    # ----- feedback ------------------------------------------------------------------------
+    def feedback(self, incoming: list[schemas.FeedbackIn]) -> schemas.FeedbackAck:
+        now = datetime.now(UTC)
+        events = [
+            FeedbackEvent(
+                user_id=e.user_id,
+                item_id=e.item_id,
+                action=e.action,
+                timestamp=e.timestamp or now,
+                value=e.value,
+                watch_seconds=e.watch_seconds,
+                session_id=e.session_id,
+                **({"event_id": e.event_id} if e.event_id else {}),
+            )
+            for e in incoming
+        ]
+        try:
+            stored = self.events.append(events)  # durable when it returns
+        except CinerecError as exc:
+            self.metrics.errors.labels(route="feedback", kind="event_log").inc()
+            raise UnavailableError(f"feedback not stored: {exc}") from exc
+        if self.stream is not None:
+            self.state.record_user(events)
+            try:
+                self.stream.publish(events)
+            except Exception as exc:
+                log.warning("event stream unavailable: %s", exc)
+                self.state.record_aggregates(events)
+        else:
+            self.state.record(events)
+        for user in {e.user_id for e in events}:
+            self.cache.invalidate(user)
+        for event in events:
+            self.metrics.feedback.labels(action=event.action).inc()
+        return schemas.FeedbackAck(
+            stored=stored, duplicates=len(events) - stored, event_ids=[e.event_id for e in events]
+        )
+
+    # ----- items and users -------------------------------------------------------------------
+    def similar(self, item_id: str, k: int) -> list[schemas.SimilarItem]:
+        rec: Recommender = self.holder.value
+        model = next((m for m in rec.models.values() if hasattr(m, "similar_items")), None)
+        if model is None:
+            raise ModelError("this bundle has no model with item vectors (content)")
+        index = rec.items.lookup([item_id])
+        if index[0] < 0:
+            raise NotFoundError(f"unknown item '{item_id}'")
+        top, scores = model.similar_items(index, k)  # type: ignore[attr-defined]
+        _, titles, types, _ = self._catalog_columns(rec)
+        return [
+            schemas.SimilarItem(
+                item_id=str(rec.items.ids[i]),
+                score=round(float(s), 6),
+                rank=r,
+                title=titles[i],
+                type=types[i],
+            )
+            for r, (i, s) in enumerate(zip(top[0], scores[0], strict=True), start=1)
+            if i >= 0
+        ]
+
+    def history(self, user_id: str, limit: int) -> list[schemas.HistoryEvent]:
+        rec: Recommender = self.holder.value
+        user = int(rec.users.lookup([user_id])[0])
+        online = self.state.recent(user_id)
+        if user < 0 and not online:
+            raise NotFoundError(f"unknown user '{user_id}'")
+        _, titles, _, _ = self._catalog_columns(rec)
+        stored = rec.histories.get(user)
+        out = [
+            schemas.HistoryEvent(
+                item_id=str(rec.items.ids[i]),
+                action="history",
+                source="training",
+                timestamp=datetime.fromtimestamp(float(t), tz=UTC),
+                title=titles[i],
+                value=round(float(w), 4),
+            )
+            for i, t, w in zip(stored.items, stored.times, stored.weights, strict=True)
+        ]
+        index = rec.items.lookup([e.item_id for e in online]) if online else []
+        out += [
+            schemas.HistoryEvent(
+                item_id=e.item_id,
+                action=e.action,
+                source="online",
+                timestamp=e.timestamp,
+                value=e.value,
+                title=titles[i] if i >= 0 else None,
+            )
+            for e, i in zip(online, index, strict=True)
+        ]
+        return out[-limit:]
+
+    # ----- operations ------------------------------------------------------------------------
+    def ready(self) -> dict[str, Any]:
+        checks = {
+            "model": self.holder.value is not None,
+            "event_log": bool(self.events.ping()),
+            "state": bool(self.state.healthy()),
+            "cache": bool(self.cache.healthy()),
+        }
+        for name, up in checks.items():
+            self.metrics.dependency.labels(name=name).set(1 if up else 0)
+        return {"ready": checks["model"] and checks["event_log"], "checks": checks}
+
+    def reload(self) -> dict[str, Any]:
+        changed = bool(self.holder.check())
+        self.metrics.reloads.labels(result="changed" if changed else "unchanged").inc()
+        if getattr(self.holder, "last_error", None) and not changed:
+            self.metrics.reloads.labels(result="failed").inc()
+        self.note_model()
+        return {
+            "version": self.holder.version,
+            "changed": changed,
+            "last_error": getattr(self.holder, "last_error", None),
+        }
+
+    def note_model(self) -> None:
+        rec = self.holder.value
+        self.metrics.set_model(rec.model_version, rec.config_hash)
+
+    def set_editor_picks(self, item_ids: list[str]) -> dict[str, Any]:
+        rec: Recommender = self.holder.value
+        index = rec.items.lookup(item_ids)
+        unknown = [i for i, j in zip(item_ids, index, strict=True) if j < 0]
+        if unknown:
+            raise NotFoundError(f"unknown item id(s): {', '.join(unknown[:5])}")
+        rec.editor_picks = list(item_ids)
+        self._invalidate_all()
+        return {"editor_picks": len(item_ids)}
+
+    def _invalidate_all(self) -> None:
+        clear = getattr(self.cache, "clear", None)
+        if clear is not None:
+            clear()
+
+    def close(self) -> None:
+        self.holder.stop()
+        self.events.close()
+
+
+def timed() -> float:
+    return time.perf_counter()

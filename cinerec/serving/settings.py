@@ -1,0 +1,42 @@
+"""Service settings from the environment (or a .env file): embedded defaults, real parts when set.
+
+With nothing configured the service runs in one process — SQLite event log, in-process
+state and cache, a local bundle. ``DATABASE_URL`` switches the event log to PostgreSQL,
+``REDIS_URL`` the state, cache and event stream to Redis, ``CINEREC_REGISTRY`` serves
+the registry's promoted version (hot-reloaded) instead of a fixed bundle folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the API process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CINEREC_", env_file=".env", extra="ignore")
+
+    bundle: Path | None = Field(default=Path("bundles/demo"))
+    registry: str | None = None  # local path or fsspec URL; overrides ``bundle``
+    registry_poll_s: float = 10.0
+    database_url: str = Field(
+        default="sqlite:///data/events.db",
+        validation_alias=AliasChoices("DATABASE_URL", "CINEREC_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "CINEREC_REDIS_URL")
+    )
+    # Admin endpoints need this key in the X-API-Key header; None accepts no key at all.
+    admin_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("ADMIN_API_KEY", "CINEREC_ADMIN_API_KEY")
+    )
+    cache_ttl_s: float = 300.0
+    batch_scores: bool = True  # use nightly batch-scored lists for users without activity
+    max_k: int = 100
+    max_batch: int = 1000  # events per feedback batch
+    max_body_bytes: int = 1_000_000
+    max_list: int = 50  # entries in list-valued filters / recent items
+    recent_events: int = 200  # online events per user read into a request

@@ -1,0 +1,47 @@
+"""A small trained bundle and an API client over it (embedded defaults: SQLite, in-process)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cinerec.serving.app import create_app
+from cinerec.serving.settings import Settings
+from cinerec.training.train import train_bundle
+from tests.pipeline.conftest import rich_dataset
+
+ADMIN_KEY = "test-admin-key-123"
+
+
+@pytest.fixture(scope="session")
+def bundle_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("serving") / "bundle"
+    train_bundle(
+        rich_dataset(seed=1),
+        folder,
+        model_names=("pop", "trending", "itemknn", "ease", "als"),
+        validation_spec="leave-last:3",
+        progress=False,
+    )
+    return folder
+
+
+def make_settings(folder: Path, tmp: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "bundle": folder,
+        "database_url": f"sqlite:///{tmp / 'events.db'}",
+        "redis_url": None,
+        "admin_api_key": ADMIN_KEY,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def client(bundle_folder: Path, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(make_settings(bundle_folder, tmp_path))
+    with TestClient(app) as test_client:
+        yield test_client
