@@ -150,14 +150,26 @@ class Recommender:
         if request.user_id is not None:
             user_idx = int(self.users.lookup(np.array([request.user_id], dtype=object))[0])
         history = self.histories.get(user_idx)
-        recent = self._indices(request.recent_items)
-        skipped = self._indices(request.skipped_items)
-        if not len(recent) and not len(skipped):
+        if not (request.recent_items or request.skipped_items or request.recent_events):
             return history, user_idx >= 0
         now = _request_time(request.context, history).timestamp()
-        times = np.full(len(recent), now, dtype=np.float64)
-        weights = np.full(len(recent), 1.0, dtype=np.float32)
-        return history.extended(recent, times, weights, skipped), False
+        events = sorted(request.recent_events, key=lambda e: e.timestamp)
+        positive = [e for e in events if not e.skip]
+        ids = [e.item_id for e in positive] + list(request.recent_items)
+        times = [e.timestamp for e in positive] + [now] * len(request.recent_items)
+        weights = [e.weight for e in positive] + [1.0] * len(request.recent_items)
+        known = self.items.lookup(np.asarray(ids, dtype=object)) if ids else np.zeros(0, int)
+        keep = known >= 0
+        skipped = self._indices([e.item_id for e in events if e.skip] + list(request.skipped_items))
+        return (
+            history.extended(
+                known[keep].astype(np.int64),
+                np.asarray(times, np.float64)[keep],
+                np.asarray(weights, np.float32)[keep],
+                skipped,
+            ),
+            False,
+        )
 
     def recommend(self, request: Request) -> Recommendations:
         """Top-``request.k`` for one request (unknown users get the cold-start path)."""

@@ -154,6 +154,16 @@ class Preferences:
 
 
 @dataclass(frozen=True)
+class RecentEvent:
+    """An event newer than the bundle (from the online state): item, time, confidence, skip."""
+
+    item_id: str
+    timestamp: float  # epoch seconds
+    weight: float = 1.0  # implicit confidence (cinerec.data.signals)
+    skip: bool = False
+
+
+@dataclass(frozen=True)
 class Request:
     """A recommendation request; ids, not indices. ``recent_items``: oldest first."""
 
@@ -165,6 +175,7 @@ class Request:
     recent_items: tuple[str, ...] = ()
     skipped_items: tuple[str, ...] = ()
     exclude_items: tuple[str, ...] = ()
+    recent_events: tuple[RecentEvent, ...] = ()  # timed events (the online state's)
 
 
 @dataclass
