@@ -300,14 +300,26 @@ class Services:
 
     # ----- items and users -------------------------------------------------------------------
     def similar(self, item_id: str, k: int) -> list[schemas.SimilarItem]:
+        """Content neighbours (any title, watched or not); item-kNN when no content model."""
         rec: Recommender = self.holder.value
-        model = next((m for m in rec.models.values() if hasattr(m, "similar_items")), None)
-        if model is None:
-            raise ModelError("this bundle has no model with item vectors (content)")
         index = rec.items.lookup([item_id])
         if index[0] < 0:
             raise NotFoundError(f"unknown item '{item_id}'")
-        top, scores = model.similar_items(index, k)  # type: ignore[attr-defined]
+        model = next((m for m in rec.models.values() if hasattr(m, "similar_items")), None)
+        knn = next(
+            (m for m in rec.models.values() if getattr(m, "similarity", None) is not None), None
+        )
+        if model is not None:
+            top, scores = model.similar_items(index, k)  # type: ignore[attr-defined]
+        elif knn is not None:
+            row = knn.similarity[int(index[0])].toarray().ravel()  # type: ignore[attr-defined]
+            row[int(index[0])] = -np.inf
+            row[row <= 0] = -np.inf
+            order = np.argsort(-row, kind="stable")[:k]
+            order = order[np.isfinite(row[order])]
+            top, scores = order[None, :], row[order][None, :]
+        else:
+            raise ModelError("this bundle has no model that relates items (content, itemknn)")
         _, titles, types, _ = self._catalog_columns(rec)
         return [
             schemas.SimilarItem(

@@ -1,0 +1,215 @@
+"""Latency of the running service under load, with an open-loop generator on loopback.
+
+Starts ``cinerec serve`` (uvicorn, one process) on a bundle, then drives it at fixed
+request rates — the scheduled send time is the latency's start, so a slow server cannot
+hide its queueing (no coordinated omission):
+
+* uncached ``POST /v1/recommendations`` (full pipeline; every request differs) at 100/s;
+* cached ``GET /v1/recommendations`` (hot users, answered from the cache) at 100/s;
+* ``POST /v1/feedback`` (durable write + state update + cache invalidation) at 500/s;
+* ``GET /health`` as fast as it goes with 8 connections: the app's floor on this machine.
+
+Prints p50/p95/p99 and achieved rates; writes ``reports/benchmarks/serving.json``.
+
+    python benchmarks/serving.py --bundle bundles/demo [--seconds 20]
+        [--redis-url redis://127.0.0.1:6379/0] [--database-url postgresql+psycopg://…]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "CINEREC_DATABASE_URL": args.database_url or f"sqlite:///{workdir / 'events.db'}",
+    }
+    env.pop("DATABASE_URL", None)
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+    else:
+        env.pop("REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cinerec.cli", "serve", "--bundle", str(args.bundle),
+         "--port", str(port)],
+        env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the server did not become ready")
+
+
+async def open_loop(client: httpx.AsyncClient, rate: float, seconds: float, make_call) -> dict:
+    """Fire calls at ``rate``/s for ``seconds``; latency from each call's scheduled time."""
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter() + 0.05
+    n = int(rate * seconds)
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            response = await make_call(client, i)
+            if response.status_code >= 400:
+                errors += 1
+        except httpx.HTTPError:
+            errors += 1
+        latencies.append((time.perf_counter() - scheduled) * 1e3)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    elapsed = time.perf_counter() - start
+    return summary(latencies, errors, n / elapsed)
+
+
+async def closed_loop(client: httpx.AsyncClient, seconds: float, url: str, workers: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            response = await client.get(url)
+            errors += response.status_code >= 400
+            latencies.append((time.perf_counter() - began) * 1e3)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return summary(latencies, errors, len(latencies) / (time.perf_counter() - began))
+
+
+def summary(latencies: list[float], errors: int, rate: float) -> dict:
+    values = np.asarray(latencies)
+    return {
+        "requests": len(values),
+        "errors": int(errors),
+        "rate_per_s": round(rate, 1),
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p95_ms": round(float(np.percentile(values, 95)), 2),
+        "p99_ms": round(float(np.percentile(values, 99)), 2),
+    }
+
+
+async def run(args: argparse.Namespace, base: str, users: list[str], items: list[str]) -> dict:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+        rng = random.Random(0)
+
+        async def uncached(c: httpx.AsyncClient, i: int) -> httpx.Response:
+            body = {"user_id": rng.choice(users), "k": 10, "exclude": [rng.choice(items)],
+                    "context": {"device": "web"}}  # fmt: skip
+            return await c.post("/v1/recommendations", json=body)
+
+        hot = users[:50]
+        for user in hot:  # warm the cache
+            await client.get("/v1/recommendations", params={"user_id": user, "k": 10})
+
+        async def cached(c: httpx.AsyncClient, i: int) -> httpx.Response:
+            return await c.get("/v1/recommendations", params={"user_id": hot[i % 50], "k": 10})
+
+        async def feedback(c: httpx.AsyncClient, i: int) -> httpx.Response:
+            event = {"user_id": f"bench-{i % 5000}", "item_id": rng.choice(items),
+                     "action": rng.choice(["view", "click", "like", "skip"]),
+                     "event_id": uuid.uuid4().hex}  # fmt: skip
+            return await c.post("/v1/feedback", json=event)
+
+        results = {}
+        results["recommendations (uncached)"] = await open_loop(
+            client, args.rate, args.seconds, uncached
+        )
+        results["recommendations (cached)"] = await open_loop(
+            client, args.rate, args.seconds, cached
+        )
+        results["feedback"] = await open_loop(client, args.feedback_rate, args.seconds, feedback)
+        results["health (floor, 8 connections)"] = await closed_loop(
+            client, min(args.seconds, 10), "/health", 8
+        )
+        return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=Path("bundles/demo"))
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--feedback-rate", type=float, default=500.0)
+    parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks/serving.json"))
+    args = parser.parse_args()
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    users = pd.read_parquet(args.bundle / "users.parquet")["user_id"].astype(str).tolist()
+    items = pd.read_parquet(args.bundle / "items.parquet")["item_id"].astype(str).tolist()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, base = start_server(args, Path(tmp))
+        try:
+            results = asyncio.run(run(args, base, users, items))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    table = Table(title=f"cinerec serving, {args.bundle} ({len(items):,} items), one process")
+    for column in ("endpoint", "target rate/s", "achieved/s", "requests", "errors",
+                   "p50 ms", "p95 ms", "p99 ms"):  # fmt: skip
+        table.add_column(column, justify="right" if column != "endpoint" else "left")
+    targets = {"feedback": args.feedback_rate, "health (floor, 8 connections)": float("nan")}
+    for name, row in results.items():
+        table.add_row(
+            name, f"{targets.get(name, args.rate):.0f}", f"{row['rate_per_s']:.0f}",
+            str(row["requests"]), str(row["errors"]), f"{row['p50_ms']:.2f}",
+            f"{row['p95_ms']:.2f}", f"{row['p99_ms']:.2f}",
+        )  # fmt: skip
+    console.print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "bundle": str(args.bundle),
+        "items": len(items),
+        "redis": bool(args.redis_url),
+        "database": "postgresql" if args.database_url else "sqlite",
+        "seconds": args.seconds,
+        "results": results,
+        "load_average": os.getloadavg(),
+    }
+    args.out.write_text(json.dumps(document, indent=2))
+    console.print(f"→ {args.out}")
+
+
+if __name__ == "__main__":
+    main()
