@@ -52,13 +52,16 @@ def build_services(settings: Settings) -> Services:
         from cinerec.serving.batch import BatchStore
         from cinerec.serving.stream import EventStream
 
-        stream = EventStream(settings.redis_url)
-        batch = BatchStore(settings.redis_url) if settings.batch_scores else None
+        prefix = settings.redis_prefix
+        stream = EventStream(settings.redis_url, stream=f"{prefix}:events")
+        batch = BatchStore(settings.redis_url, prefix=prefix) if settings.batch_scores else None
     return Services(
         holder=holder,
         events=EventLog(settings.database_url),
-        state=make_state(settings.redis_url),
-        cache=RecommendationCache(settings.redis_url, ttl_s=settings.cache_ttl_s),
+        state=make_state(settings.redis_url, prefix=settings.redis_prefix),
+        cache=RecommendationCache(
+            settings.redis_url, ttl_s=settings.cache_ttl_s, prefix=settings.redis_prefix
+        ),
         stream=stream,
         metrics=Metrics(),
         registry=registry,
