@@ -93,6 +93,8 @@ class RecallRequest:
     eligible: np.ndarray  # bool (n_items,)
     context: Context = field(default_factory=Context)
     editor_picks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # (items, counts) of the last 24 h from the online state; empty offline.
+    live_trending: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -229,6 +231,13 @@ class TrendingSource(RecallSource):
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
         scores = request.board.get(self.config.model or "")
+        if request.live_trending is not None and len(request.live_trending[0]):
+            # Live counts lead; the trained trending order (scaled below one event) breaks
+            # ties and fills the quota when the last 24 h are thin.
+            items, counts = request.live_trending
+            span = float(scores.max() - scores.min()) or 1.0
+            scores = (scores - scores.min()) / span * 0.5
+            scores[items] += counts.astype(np.float32)
         country = request.context.country
         if country and self.regional is not None:
             mask = self.regional(country)

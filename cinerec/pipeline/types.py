@@ -176,6 +176,7 @@ class Request:
     skipped_items: tuple[str, ...] = ()
     exclude_items: tuple[str, ...] = ()
     recent_events: tuple[RecentEvent, ...] = ()  # timed events (the online state's)
+    live_trending: tuple[tuple[str, float], ...] = ()  # (item_id, count) of the last 24 h
 
 
 @dataclass

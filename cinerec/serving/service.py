@@ -38,6 +38,7 @@ from cinerec.serving.metrics import Metrics
 
 log = logging.getLogger("cinerec.serving")
 PLAIN_REQUEST = schemas.RecommendationRequest()
+TRENDING_REFRESH_S = 2.0
 
 
 class NotFoundError(CinerecError):
@@ -111,6 +112,7 @@ class Services:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._columns: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._trending: tuple[float, tuple[tuple[str, float], ...]] = (0.0, ())
         self.note_model()
 
     # ----- recommendations ---------------------------------------------------------------
@@ -173,6 +175,7 @@ class Services:
         context = body.context
         prefs = body.preferences
         return Request(
+            live_trending=self._live_trending(),
             user_id=body.user_id,
             k=body.k,
             context=Context(context.device, context.time, context.country),
@@ -183,6 +186,19 @@ class Services:
             exclude_items=tuple(body.exclude),
             recent_events=recent,
         )
+
+    def _live_trending(self) -> tuple[tuple[str, float], ...]:
+        """The online last-24h counts, refreshed at most every TRENDING_REFRESH_S."""
+        now = time.monotonic()
+        expires, value = self._trending
+        if now >= expires:
+            try:
+                value = tuple((str(i), float(c)) for i, c in self.state.trending(n=200))
+            except Exception as exc:
+                log.warning("online trending unavailable: %s", exc)
+                value = ()
+            self._trending = (now + TRENDING_REFRESH_S, value)
+        return value
 
     def _batch_answer(
         self,
@@ -412,7 +428,3 @@ class Services:
     def close(self) -> None:
         self.holder.stop()
         self.events.close()
-
-
-def timed() -> float:
-    return time.perf_counter()

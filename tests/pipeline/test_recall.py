@@ -90,3 +90,18 @@ def test_sequence_source_reads_the_request_time_sequence(
     expected = sasrec.score_sequences([history.items])[0]
     board = after.board.get("sasrec")
     np.testing.assert_allclose(board, expected, rtol=1e-5)
+
+
+def test_live_trending_counts_lead_the_trending_source(recommender: Recommender) -> None:
+    live = (("cold2", 50.0), ("cold4", 20.0))
+    scored = recommender.score_candidates(
+        recommender.histories.get(-1), Request(live_trending=live), stored=False
+    )
+    cands = scored.candidates
+    column = cands.source_names.index("trending")
+    ranks = {
+        str(recommender.items.ids[i]): r
+        for i, r in zip(cands.items, cands.source_ranks[:, column], strict=True)
+        if r > 0
+    }
+    assert ranks["cold2"] == 1 and ranks["cold4"] == 2

@@ -144,3 +144,11 @@ def test_admin_is_disabled_without_a_configured_key(bundle_folder, tmp_path) -> 
     with TestClient(app) as client:
         response = client.post("/v1/admin/reload", headers={"X-API-Key": "anything"})
         assert response.status_code == 403
+
+
+def test_online_trending_reaches_new_visitors(client: TestClient) -> None:
+    events = [{"user_id": f"fan{n}", "item_id": "cold3", "action": "like"} for n in range(30)]
+    assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
+    body = _recs(client, k=10)
+    hits = [i for i in body["items"] if i["item_id"] == "cold3"]
+    assert hits and "trending" in hits[0]["sources"]
