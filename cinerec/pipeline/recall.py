@@ -76,6 +76,15 @@ class ScoreBoard:
             self._scores[name] = np.asarray(scores, dtype=np.float32)
         return self._scores[name]
 
+    def blend_live(self, name: str, items: np.ndarray, counts: np.ndarray) -> None:
+        """Make model ``name``'s scores the live last-24h counts, the trained order (scaled
+        below one event) breaking ties — for recall and the ranker's features alike."""
+        scores = self.get(name).copy()
+        span = float(scores.max() - scores.min()) or 1.0
+        scores = (scores - scores.min()) / span * 0.5
+        scores[items] += counts.astype(np.float32)
+        self._scores[name] = scores
+
     def get_items(self, name: str, items: np.ndarray) -> np.ndarray:
         """float32 (len(items),) scores of ``items``: vector models score only those."""
         if name in self._scores or not hasattr(self.models[name], "embed_users"):
@@ -93,8 +102,6 @@ class RecallRequest:
     eligible: np.ndarray  # bool (n_items,)
     context: Context = field(default_factory=Context)
     editor_picks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    # (items, counts) of the last 24 h from the online state; empty offline.
-    live_trending: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -231,13 +238,6 @@ class TrendingSource(RecallSource):
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
         scores = request.board.get(self.config.model or "")
-        if request.live_trending is not None and len(request.live_trending[0]):
-            # Live counts lead; the trained trending order (scaled below one event) breaks
-            # ties and fills the quota when the last 24 h are thin.
-            items, counts = request.live_trending
-            span = float(scores.max() - scores.min()) or 1.0
-            scores = (scores - scores.min()) / span * 0.5
-            scores[items] += counts.astype(np.float32)
         country = request.context.country
         if country and self.regional is not None:
             mask = self.regional(country)

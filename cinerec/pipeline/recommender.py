@@ -246,14 +246,19 @@ class Recommender:
         if not len(history) and request.preferences != Preferences():
             user_items = self.stated_taste(request.preferences)
         board = ScoreBoard(self.models, history, user_items)
-        live = None
         if request.live_trending:
             ids, counts = zip(*request.live_trending, strict=True)
             index = self.items.lookup(np.asarray(ids, dtype=object))
             known = index >= 0
-            live = (index[known], np.asarray(counts, dtype=np.float32)[known])
+            for source in self.sources:
+                if isinstance(source, TrendingSource) and source.config.model:
+                    board.blend_live(
+                        source.config.model,
+                        index[known],
+                        np.asarray(counts, dtype=np.float32)[known],
+                    )
         recall = RecallRequest(
-            history, board, eligible, request.context, self._indices(self.editor_picks), live
+            history, board, eligible, request.context, self._indices(self.editor_picks)
         )
         results = [(source, source.retrieve(recall)) for source in self.sources]
         timings["recall"] = (time.perf_counter() - mark) * 1e3

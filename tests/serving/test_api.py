@@ -7,6 +7,7 @@ import uuid
 import pandas as pd
 from fastapi.testclient import TestClient
 
+from cinerec.serving import schemas
 from tests.serving.conftest import ADMIN_KEY
 
 
@@ -146,9 +147,17 @@ def test_admin_is_disabled_without_a_configured_key(bundle_folder, tmp_path) -> 
         assert response.status_code == 403
 
 
-def test_online_trending_reaches_new_visitors(client: TestClient) -> None:
+def test_feedback_feeds_the_online_trending_counts(client: TestClient) -> None:
     events = [{"user_id": f"fan{n}", "item_id": "cold3", "action": "like"} for n in range(30)]
+    events += [{"user_id": f"fan{n}", "item_id": "cold4", "action": "skip"} for n in range(40)]
     assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
-    body = _recs(client, k=10)
-    hits = [i for i in body["items"] if i["item_id"] == "cold3"]
-    assert hits and "trending" in hits[0]["sources"]
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services._trending = (0.0, ())  # skip the 2 s refresh interval
+    live = dict(services._live_trending())
+    assert live["cold3"] == 30 and "cold4" not in live  # skips do not trend
+    request = services._request(services.holder.value, schemas.RecommendationRequest(), [])
+    rec = services.holder.value
+    history, stored = rec.history_for(request)
+    cands = rec.score_candidates(history, request, stored=stored).candidates
+    row = list(cands.items).index(int(rec.items.lookup(["cold3"])[0]))
+    assert cands.source_ranks[row, cands.source_names.index("trending")] == 1
