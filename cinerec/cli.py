@@ -472,6 +472,71 @@ def _pipeline_config(path: Path | None) -> Any:
     return load_config(path)
 
 
+stream_app = typer.Typer(help="The feedback event stream and its consumers.", no_args_is_help=True)
+app.add_typer(stream_app, name="stream")
+
+
+@stream_app.command("consume")
+def stream_consume(
+    redis_url: Annotated[
+        str,
+        typer.Option("--redis-url", envvar="REDIS_URL", help="Redis holding stream and state."),
+    ],
+    group: Annotated[str, typer.Option("--group", help="Consumer group.")] = "aggregates",
+    consumer: Annotated[
+        str | None, typer.Option("--consumer", help="Consumer name (default: hostname-pid).")
+    ] = None,
+    max_batches: Annotated[
+        int | None, typer.Option("--max-batches", help="Stop after N reads (default: Ctrl-C).")
+    ] = None,
+    stream: Annotated[str, typer.Option("--stream", help="Stream key.")] = "cinerec:events",
+    prefix: Annotated[str, typer.Option("--prefix", help="Online state key prefix.")] = "cinerec",
+    json_: JsonFlag = False,
+) -> None:
+    """Apply the feedback stream to the shared trending counts, as one consumer of a group."""
+    import signal
+    import socket
+    import threading
+
+    from cinerec.serving.state import RedisState
+    from cinerec.serving.stream import consume
+
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        state = RedisState(redis_url, prefix=prefix)
+    except ValueError as exc:
+        raise CinerecError(f"--redis-url: {exc}") from None
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:  # first Ctrl-C / SIGTERM: finish the batch
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    started = time.perf_counter()
+    events: int | None = None
+    try:
+        events = consume(
+            redis_url,
+            state,
+            group=group,
+            consumer=name,
+            stream=stream,
+            stop=stop,
+            max_batches=max_batches,
+        )
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: stop now (unacknowledged entries are re-read next time)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    summary = {"consumer": name, "group": group, "stream": stream, "events": events}
+    _print_summary({**summary, "seconds": time.perf_counter() - started}, json_)
+
+
 def _print_summary(summary: dict, json_: bool) -> None:
     if json_:
         print_json(summary)

@@ -34,6 +34,8 @@ LAST_ITEMS = 5
 
 
 def _zscore(values: np.ndarray) -> np.ndarray:
+    if not len(values):
+        return values
     std = float(values.std())
     return (values - values.mean()) / std if std > 0 else np.zeros_like(values)
 

@@ -41,9 +41,10 @@ def write_pipeline(
 
 
 def model_version(bundle: Bundle) -> str:
-    """A short, stable version id: creation date + a hash of the manifest's checksums."""
-    files = json.dumps(bundle.manifest.get("files", {}), sort_keys=True).encode()
-    stamp = str(bundle.manifest.get("created_at", ""))[:10].replace("-", "")
+    """A short, stable version id: creation date + a hash of creation time and checksums."""
+    created = str(bundle.manifest.get("created_at", ""))
+    files = json.dumps([created, bundle.manifest.get("files", {})], sort_keys=True).encode()
+    stamp = created[:10].replace("-", "")
     return f"{stamp}-{hashlib.sha256(files).hexdigest()[:8]}"
 
 

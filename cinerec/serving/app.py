@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from cinerec import __version__
 from cinerec.errors import CinerecError, IntegrityError, ModelError
@@ -122,6 +123,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 route=path, method=request.method, status=str(response.status_code)
             ).observe(time.perf_counter() - started)
         return response
+
+    @app.exception_handler(ValidationError)
+    async def invalid(request: Request, exc: ValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(CinerecError)
     async def cinerec_error(request: Request, exc: CinerecError) -> JSONResponse:

@@ -5,6 +5,7 @@ These start ``cinerec serve`` under uvicorn in a subprocess and talk HTTP to it.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -125,6 +126,9 @@ def test_hot_reload_under_load_fails_no_request(bundle_folder: Path, tmp_path: P
     first = registry.publish(bundle_folder, version="v1")
     second_folder = tmp_path / "bundle2"
     shutil.copytree(bundle_folder, second_folder)
+    manifest = json.loads((second_folder / "manifest.json").read_text())
+    manifest["created_at"] = "2030-01-01T00:00:00+00:00"  # a later training run
+    (second_folder / "manifest.json").write_text(json.dumps(manifest))
     second = registry.publish(second_folder, version="v2")
     registry.promote(first)
     env = {

@@ -1,0 +1,273 @@
+"""Cached recommendation answers for hot users, dropped by that user's feedback.
+
+An answer depends on the user, the model version, the config and the request shape, so
+the caller builds ``key`` from those; the user's history is the one input that changes
+between requests, so :meth:`RecommendationCache.invalidate` drops every answer of a user at
+once. With Redis, each user has a generation token (``<prefix>:gen:<user>``) that is part of
+every stored key: invalidating replaces the token (O(1)) and the old entries are never read
+again, expiring on their TTL. The Lua scripts build the entry's key from the token, so they
+need a single Redis (or a proxy that allows undeclared keys), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from cinerec.serving.state import Circuit, connect
+
+#: Remembered for a miss served while Redis was unusable: the matching set() stores nothing.
+_NO_STORE = "!"
+
+# GET: the user's generation and the entry stored under it, in one round trip.
+_GET = """
+local g = redis.call('GET', KEYS[1]) or '0'
+return {g, redis.call('GET', ARGV[1] .. g .. ARGV[2])}
+"""
+# SET under the current generation, unless it moved since the miss that computed the answer.
+_SET = """
+local g = redis.call('GET', KEYS[1]) or '0'
+if ARGV[4] ~= '' and ARGV[4] ~= g then return 0 end
+redis.call('SET', ARGV[1] .. g .. ARGV[2], ARGV[3], 'PX', ARGV[5])
+return 1
+"""
+
+
+class _LocalLRU:
+    """An in-process LRU with a TTL, indexed by user so one user's entries drop at once."""
+
+    def __init__(self, max_entries: int, ttl_s: float) -> None:
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self._entries: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._by_user: dict[str, set[str]] = {}
+
+    def get(self, user_id: str, key: str) -> bytes | None:
+        found = self._entries.get((user_id, key))
+        if found is None:
+            return None
+        if found[0] <= time.monotonic():
+            self._drop(user_id, key)
+            return None
+        self._entries.move_to_end((user_id, key))
+        return found[1]
+
+    def set(self, user_id: str, key: str, payload: bytes) -> None:
+        self._entries[(user_id, key)] = (time.monotonic() + self.ttl_s, payload)
+        self._entries.move_to_end((user_id, key))
+        self._by_user.setdefault(user_id, set()).add(key)
+        while len(self._entries) > self.max_entries:
+            (old_user, old_key), _ = self._entries.popitem(last=False)
+            self._forget(old_user, old_key)
+
+    def invalidate(self, user_id: str) -> None:
+        for key in self._by_user.pop(user_id, ()):
+            self._entries.pop((user_id, key), None)
+
+    def _drop(self, user_id: str, key: str) -> None:
+        self._entries.pop((user_id, key), None)
+        self._forget(user_id, key)
+
+    def _forget(self, user_id: str, key: str) -> None:
+        keys = self._by_user.get(user_id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_user[user_id]
+
+
+class RecommendationCache:
+    """Cached answers keyed by user, model version, config hash and request shape.
+
+    Redis when a URL is given (shared by the replicas), an in-process LRU with TTL otherwise.
+    No call raises because Redis is down: during an outage nothing is cached or served (a
+    replica-local copy could miss another replica's invalidation) and Redis is probed again
+    after a back-off. An invalidation that could not reach Redis is sent on recovery, and
+    until then (or until the entries it covers have expired) that user's answers are not
+    read, so an answer from before the feedback is never served. ``set`` after a ``get``
+    miss stores nothing when the user was invalidated in between, so an answer computed from
+    the old history is not cached after the feedback that outdated it.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None,
+        *,
+        ttl_s: float = 300,
+        prefix: str = "cinerec",
+        max_local: int = 10_000,
+        timeout_s: float = 0.2,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self.ttl_s, self.prefix, self.max_local = ttl_s, prefix, max_local
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._local = _LocalLRU(max_local, ttl_s) if redis_url is None else None
+        self._client = (
+            None if redis_url is None else connect(redis_url, timeout_s=timeout_s, decode=False)
+        )
+        if self._client is not None:
+            self._get = self._client.register_script(_GET)
+            self._set = self._client.register_script(_SET)
+        self.circuit = Circuit(
+            "recommendation cache", self._recover, backoff_s=backoff_s, max_backoff_s=max_backoff_s
+        )
+        # The generation seen at each recent miss: set() stores only if it is still current.
+        self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._invalidations = 0  # local mode: a counter instead of Redis' tokens
+        self._invalidated_at: OrderedDict[str, int] = OrderedDict()
+        self._forgotten = 0  # the newest invalidation number dropped from that map
+        # Invalidations that did not reach Redis: user -> when the entries it covers expire.
+        self._unsent: OrderedDict[str, float] = OrderedDict()
+        self._unsent_all_until = 0.0
+
+    def get(self, user_id: str, key: str) -> bytes | None:
+        """The cached answer, or None (a miss)."""
+        local = self._local is not None
+        payload = self._get_local(user_id, key) if local else self._get_redis(user_id, key)
+        with self._lock:
+            if payload is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return payload
+
+    def set(self, user_id: str, key: str, payload: bytes) -> None:
+        """Cache ``payload`` for ``ttl_s`` (unless the user was invalidated since the miss)."""
+        with self._lock:
+            seen = self._seen.pop((user_id, key), None)
+            if self._local is not None:
+                if seen is None or not self._invalidated_since(user_id, int(seen)):
+                    self._local.set(user_id, key, payload)
+                return
+            if seen == _NO_STORE or self._is_blocked(user_id):
+                return
+        base, suffix = self._key_parts(user_id, key)
+        args = [base, suffix, payload, seen or "", max(1, int(self.ttl_s * 1000))]
+        self.circuit.call(lambda: self._set(keys=[self._gen_key(user_id)], args=args), _nothing)
+
+    def invalidate(self, user_id: str) -> None:
+        """Drop every cached answer of ``user_id`` (all keys), and only of that user."""
+        if self._local is not None:
+            with self._lock:
+                self._local.invalidate(user_id)
+                self._invalidations += 1
+                self._invalidated_at[user_id] = self._invalidations
+                self._invalidated_at.move_to_end(user_id)
+                while len(self._invalidated_at) > self.max_local:
+                    self._forgotten = self._invalidated_at.popitem(last=False)[1]
+            return
+        if self.circuit.call(lambda: self._bump(user_id) or True, lambda: False):
+            return
+        with self._lock:
+            self._unsent[user_id] = time.monotonic() + self.ttl_s
+            self._unsent.move_to_end(user_id)
+            if len(self._unsent) > self.max_local:  # too many to track: read no user for now
+                self._unsent_all_until = max(self._unsent_all_until, *self._unsent.values())
+                self._unsent.clear()
+            self.circuit.reopen()  # if Redis recovered meanwhile, the next call sends it
+
+    def healthy(self) -> bool:
+        """True without Redis; else whether Redis answers (probing it after the back-off)."""
+        client = self._client
+        if client is None:
+            return True
+        return self.circuit.call(lambda: client.ping() or True, lambda: False)
+
+    # -- local mode ----------------------------------------------------------------------
+    def _get_local(self, user_id: str, key: str) -> bytes | None:
+        assert self._local is not None
+        with self._lock:
+            payload = self._local.get(user_id, key)
+            if payload is None:
+                self._remember(user_id, key, str(self._invalidations))
+            return payload
+
+    def _invalidated_since(self, user_id: str, seen: int) -> bool:
+        if seen < self._forgotten:
+            return True  # unknown: assume it was
+        return self._invalidated_at.get(user_id, -1) > seen
+
+    def _remember(self, user_id: str, key: str, generation: str) -> None:
+        self._seen[(user_id, key)] = generation
+        self._seen.move_to_end((user_id, key))
+        while len(self._seen) > self.max_local:
+            self._seen.popitem(last=False)
+
+    # -- Redis mode ----------------------------------------------------------------------
+    def _gen_key(self, user_id: str) -> str:
+        return f"{self.prefix}:gen:{user_id}"
+
+    def _key_parts(self, user_id: str, key: str) -> tuple[str, str]:
+        """``<prefix>:rec:<user>:`` + generation + ``:<hash of key>`` (parsed from the right)."""
+        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        return f"{self.prefix}:rec:{user_id}:", f":{digest}"
+
+    def _bump(self, user_id: str, client: Any = None) -> None:
+        # A fresh random token rather than INCR: the key may expire (after every entry it
+        # covers has) without a later counter ever meeting a still-live entry of that value.
+        px = int(self.ttl_s * 1000) + 60_000
+        (client or self._client).set(self._gen_key(user_id), uuid.uuid4().hex[:16], px=px)
+
+    def _get_redis(self, user_id: str, key: str) -> bytes | None:
+        with self._lock:
+            blocked = self._is_blocked(user_id)
+        found = None if blocked else self.circuit.call(lambda: self._fetch(user_id, key), _nothing)
+        if found is None:  # an answer computed now might miss an invalidation Redis never saw
+            with self._lock:
+                self._remember(user_id, key, _NO_STORE)
+            return None
+        generation, payload = found
+        if payload is None:
+            with self._lock:
+                self._remember(user_id, key, generation.decode())
+        return payload
+
+    def _fetch(self, user_id: str, key: str) -> tuple[bytes, bytes | None]:
+        base, suffix = self._key_parts(user_id, key)
+        generation, payload = self._get(keys=[self._gen_key(user_id)], args=[base, suffix])
+        return generation, payload
+
+    def _is_blocked(self, user_id: str) -> bool:
+        """Whether the user has an invalidation Redis has not seen (call under the lock)."""
+        now = time.monotonic()
+        if now < self._unsent_all_until:
+            return True
+        until = self._unsent.get(user_id)
+        if until is None:
+            return False
+        if until <= now:  # the entries it should have dropped have expired by now
+            del self._unsent[user_id]
+            return False
+        return True
+
+    def _recover(self) -> bool:
+        """Ping, send the outage's invalidations, then let calls reach Redis again."""
+        assert self._client is not None
+        self._client.ping()
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                chunk = [(u, t) for u, t in self._unsent.items() if t > now][:500]
+                if not chunk:
+                    self._unsent.clear()  # what is left has expired
+                    self.circuit.close()  # under the lock: no invalidation slips in unsent
+                    return True
+            pipe = self._client.pipeline(transaction=False)
+            for user_id, _ in chunk:
+                self._bump(user_id, pipe)
+            pipe.execute()
+            with self._lock:
+                for user_id, until in chunk:
+                    if self._unsent.get(user_id) == until:
+                        del self._unsent[user_id]
+
+
+def _nothing() -> None:
+    return None

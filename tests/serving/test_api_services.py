@@ -1,0 +1,87 @@
+"""The API on the production parts: PostgreSQL event log, Redis state, cache and stream."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cinerec.serving.app import create_app
+from cinerec.serving.eventlog import EventLog
+from tests.serving.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+POSTGRES = os.environ.get(
+    "CINEREC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture()
+def services_up() -> None:
+    import redis
+    import sqlalchemy
+
+    try:
+        redis.Redis.from_url(REDIS).ping()
+        sqlalchemy.create_engine(POSTGRES).connect().close()
+    except Exception:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("Redis or PostgreSQL is not running")
+
+
+def test_read_after_write_through_postgres_and_redis(
+    bundle_folder: Path, tmp_path: Path, services_up: None
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(
+        bundle_folder, tmp_path, database_url=POSTGRES, redis_url=REDIS, redis_prefix=prefix,
+        batch_scores=False,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready").json()
+        assert ready["ready"] and all(ready["checks"].values()), ready
+        first = client.get("/v1/recommendations", params={"user_id": "u7", "k": 8}).json()
+        assert (
+            client.get("/v1/recommendations", params={"user_id": "u7", "k": 8}).json()["cached"]
+            is True
+        )
+        skipped = first["items"][0]["item_id"]
+        event_id = uuid.uuid4().hex
+        ack = client.post(
+            "/v1/feedback",
+            json={"user_id": "u7", "item_id": skipped, "action": "skip", "event_id": event_id},
+        )
+        assert ack.status_code == 202
+        after = client.get("/v1/recommendations", params={"user_id": "u7", "k": 8}).json()
+        assert after["cached"] is False and skipped not in [i["item_id"] for i in after["items"]]
+        services = client.app.state.services  # type: ignore[attr-defined]
+        assert [e.event_id for e in services.state.recent("u7")][-1] == event_id
+    log = EventLog(POSTGRES)
+    try:
+        assert event_id in {e.event_id for e in log.user_events("u7", limit=50)}
+    finally:
+        log.close()
+
+
+def test_the_stream_consumer_maintains_shared_aggregates(
+    bundle_folder: Path, tmp_path: Path, services_up: None
+) -> None:
+    from cinerec.serving.state import RedisState
+    from cinerec.serving.stream import consume
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix)
+    with TestClient(create_app(settings)) as client:
+        events = [{"user_id": f"v{n}", "item_id": "i9", "action": "like"} for n in range(12)]
+        assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
+    shared = RedisState(REDIS, prefix=prefix)
+    processed = consume(
+        REDIS, shared, consumer="test", stream=f"{prefix}:events", max_batches=5, block_ms=100
+    )
+    assert processed == 12
+    assert dict(shared.trending(n=10))["i9"] == 12
