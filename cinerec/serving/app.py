@@ -7,10 +7,14 @@ Run it with ``cinerec serve`` (uvicorn). Errors come back as ``{"detail": reason
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -71,6 +75,27 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+def start_consumer(settings: Settings, services: Services, stop: threading.Event) -> Any:
+    """A daemon thread folding the event stream into the shared last-24h aggregates."""
+    from cinerec.serving.stream import consume
+
+    name = f"{socket.gethostname()}-{os.getpid()}"
+
+    def run() -> None:
+        consume(
+            settings.redis_url or "",
+            services.state,
+            consumer=name,
+            stream=f"{settings.redis_prefix}:events",
+            stop=stop,
+            block_ms=500,
+        )
+
+    thread = threading.Thread(target=run, name="stream-consumer", daemon=True)
+    thread.start()
+    return thread
+
+
 STATUS = {
     NotFoundError: 404,
     UnavailableError: 503,
@@ -88,9 +113,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.services = services or build_services(settings)
+        stop = threading.Event()
+        consumer = None
+        if services is None and settings.redis_url and settings.stream_consumer:
+            consumer = start_consumer(settings, app.state.services, stop)
         try:
             yield
         finally:
+            stop.set()
+            if consumer is not None:
+                consumer.join(timeout=5)
             if services is None:
                 app.state.services.close()
 

@@ -75,7 +75,9 @@ def test_the_stream_consumer_maintains_shared_aggregates(
     from cinerec.serving.stream import consume
 
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix)
+    settings = make_settings(
+        bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix, stream_consumer=False
+    )
     with TestClient(create_app(settings)) as client:
         events = [{"user_id": f"v{n}", "item_id": "i9", "action": "like"} for n in range(12)]
         assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
@@ -85,3 +87,20 @@ def test_the_stream_consumer_maintains_shared_aggregates(
     )
     assert processed == 12
     assert dict(shared.trending(n=10))["i9"] == 12
+
+
+def test_the_service_runs_its_own_consumer(
+    bundle_folder: Path, tmp_path: Path, services_up: None
+) -> None:
+    import time
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix)
+    with TestClient(create_app(settings)) as client:
+        events = [{"user_id": f"w{n}", "item_id": "i8", "action": "view"} for n in range(7)]
+        assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
+        services = client.app.state.services  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while dict(services.state.trending(n=10)).get("i8") != 7:
+            assert time.monotonic() < deadline, "the consumer did not fold the events in"
+            time.sleep(0.1)
