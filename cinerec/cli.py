@@ -463,6 +463,72 @@ def batch_score_command(
     _print_summary(summary, json_)
 
 
+registry_app = typer.Typer(help="Versioned model bundles: publish, promote, roll back.")
+app.add_typer(registry_app, name="registry")
+RegistryOpt = Annotated[
+    str, typer.Option("--registry", envvar="CINEREC_REGISTRY", help="Folder or fsspec URL.")
+]
+
+
+@registry_app.command("publish")
+def registry_publish(
+    registry: RegistryOpt,
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder to publish.")],
+    version: Annotated[str | None, typer.Option("--version")] = None,
+    promote_: Annotated[bool, typer.Option("--promote", help="Promote it too.")] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Verify a bundle and add it to the registry as a new version."""
+    from cinerec.serving.registry import ModelRegistry
+
+    reg = ModelRegistry(registry)
+    published = reg.publish(bundle, version)
+    if promote_:
+        reg.promote(published)
+    _print_summary({"version": published, "current": reg.current()}, json_)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    registry: RegistryOpt,
+    version: Annotated[str, typer.Option("--version")],
+    json_: JsonFlag = False,
+) -> None:
+    """Make a version the one servers load (atomic; running servers hot-reload it)."""
+    from cinerec.serving.registry import ModelRegistry
+
+    reg = ModelRegistry(registry)
+    reg.promote(version)
+    _print_summary({"current": reg.current()}, json_)
+
+
+@registry_app.command("rollback")
+def registry_rollback(registry: RegistryOpt, json_: JsonFlag = False) -> None:
+    """Promote the previously promoted version again."""
+    from cinerec.serving.registry import ModelRegistry
+
+    _print_summary({"current": ModelRegistry(registry).rollback()}, json_)
+
+
+@registry_app.command("list")
+def registry_list(registry: RegistryOpt, json_: JsonFlag = False) -> None:
+    """The complete versions, newest first, and the promoted one."""
+    from cinerec.serving.registry import ModelRegistry
+
+    reg = ModelRegistry(registry)
+    rows = [vars(v) for v in reg.versions()]
+    if json_:
+        print_json({"current": reg.current(), "versions": rows})
+        return
+    from rich.table import Table
+
+    table = Table("version", "created_at", "config_hash", "current")
+    for row in rows:
+        current = "*" if row["version"] == reg.current() else ""
+        table.add_row(row["version"], str(row["created_at"]), str(row["config_hash"]), current)
+    out_console.print(table)
+
+
 def _pipeline_config(path: Path | None) -> Any:
     """The pipeline config from a TOML / YAML / JSON file, or None for the default."""
     if path is None:

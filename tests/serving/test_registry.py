@@ -320,3 +320,26 @@ def test_background_polling(make_registry, bundles: list[Path]) -> None:
         while reloader.version != "v2" and time.monotonic() < deadline:
             time.sleep(0.02)
         assert reloader.version == "v2"
+
+
+def test_registry_cli_publish_promote_list_rollback(bundles: list[Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = str(tmp_path / "cli-registry")
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "cinerec.cli", "registry", *args, "--registry", root, "--json"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    first, second = str(bundles[0]), str(bundles[1])
+    assert cli("publish", "--bundle", first, "--version", "a", "--promote")["current"] == "a"
+    assert cli("publish", "--bundle", second, "--version", "b")["current"] == "a"
+    assert cli("promote", "--version", "b")["current"] == "b"
+    listed = cli("list")
+    assert listed["current"] == "b" and {v["version"] for v in listed["versions"]} == {"a", "b"}
+    assert cli("rollback")["current"] == "a"
