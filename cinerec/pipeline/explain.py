@@ -52,6 +52,8 @@ class ExplainContext:
     region: str | None = None
     similarity: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     continue_watching: frozenset[int] = frozenset()
+    # Items from the viewer's region (None: every trending item counts as regional).
+    regional: frozenset[int] | None = None
 
 
 def responsible_items(
@@ -134,7 +136,11 @@ def explain(
             early.append(Reason("editors_pick", "Editor's pick"))
         elif int(items[i]) in ctx.continue_watching:
             early.append(Reason("continue_watching", "Continue watching"))
-        elif ctx.region and "trending" in srcs[:2]:
+        elif (
+            ctx.region
+            and "trending" in srcs[:2]
+            and (ctx.regional is None or int(items[i]) in ctx.regional)
+        ):
             early.append(Reason("popular_in_region", f"Popular in {ctx.region} this week"))
         else:
             early.append(None)

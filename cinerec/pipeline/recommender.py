@@ -359,6 +359,7 @@ class Recommender:
                 years=self.facts.year,
                 now_year=_request_time(request.context, scored.history).year,
                 region=request.context.country,
+                regional=self._regional(result.items, request.context.country),
                 similarity=self._similarity,
                 continue_watching=frozenset(int(i) for i in resume),
             ),
@@ -369,6 +370,12 @@ class Recommender:
                 zip(result.items, result.scores, reasons, sources, strict=True), start=1
             )
         ]
+
+    def _regional(self, items: np.ndarray, country: str | None) -> frozenset[int]:
+        mask = self.country_mask(country) if country else None
+        if mask is None:
+            return frozenset()
+        return frozenset(int(i) for i in items if mask[int(i)])
 
     def _similarity(self, items: np.ndarray, history: np.ndarray) -> np.ndarray:
         if self.vectors is None:

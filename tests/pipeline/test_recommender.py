@@ -185,3 +185,12 @@ def test_excluded_items_and_timings(recommender: Recommender, matrix: Interactio
     again = recommender.recommend(Request(user_id=user, k=5, exclude_items=tuple(first.item_ids)))
     assert not set(first.item_ids) & set(again.item_ids)
     assert {"recall", "features", "rank", "rerank", "explain", "total"} <= set(again.timings_ms)
+
+
+def test_popular_in_region_names_only_items_from_that_region(recommender: Recommender) -> None:
+    result = recommender.recommend(Request(user_id=None, k=20, context=Context(country="India")))
+    india = recommender.country_mask("India")
+    assert india is not None
+    regional = [r for r in result.items if r.reason.code == "popular_in_region"]
+    assert regional and all(india[r.item_idx] for r in regional)
+    assert all("India" in r.reason.text for r in regional)
