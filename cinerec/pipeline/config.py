@@ -113,6 +113,8 @@ class RerankConfig(_Strict):
     freshness_weight: Annotated[float, Field(ge=0, le=1)] = 0.0
     freshness_years: Annotated[float, Field(gt=0)] = 2.0
     mmr_lambda: Annotated[float, Field(ge=0, le=1)] = 0.9
+    # Similarity MMR penalises: content vectors, or the genre sets diversity is measured on.
+    mmr_space: Literal["content", "genres"] = "content"
     genre_cap: Annotated[int, Field(ge=1)] | None = None
     serendipity_slots: Annotated[int, Field(ge=0, le=10)] = 0
     pins: tuple[Pin, ...] = ()

@@ -334,7 +334,7 @@ class Recommender:
             cfg,
             rule_boost=scored.preference[top],
             freshness=freshness,
-            vectors=None if self.vectors is None else self.vectors[items],
+            vectors=self._mmr_vectors(items, cfg.mmr_space),
             genres=self.facts.genres[items],
             affinity=affinity if len(scored.history) else None,
             pins=pins,
@@ -370,6 +370,14 @@ class Recommender:
                 zip(result.items, result.scores, reasons, sources, strict=True), start=1
             )
         ]
+
+    def _mmr_vectors(self, items: np.ndarray, space: str) -> np.ndarray | None:
+        """Unit rows MMR compares: content vectors, or the items' genre sets."""
+        if space == "genres":
+            rows = np.asarray(self.facts.genres[items].toarray(), dtype=np.float32)
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+        return None if self.vectors is None else self.vectors[items]
 
     def _regional(self, items: np.ndarray, country: str | None) -> frozenset[int]:
         mask = self.country_mask(country) if country else None

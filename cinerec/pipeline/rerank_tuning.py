@@ -20,9 +20,13 @@ from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Request
 
-#: (mmr_lambda, genre_cap) policies tried, from "ranker order" to strongly diversified.
-RERANK_GRID: tuple[tuple[float, int | None], ...] = tuple(
-    (lam, cap) for cap in (None, 3) for lam in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
+#: (mmr_space, mmr_lambda, genre_cap) policies tried, from "ranker order" to strongly
+#: diversified; MMR over content vectors or over the genre sets.
+RERANK_GRID: tuple[tuple[str, float, int | None], ...] = tuple(
+    (space, lam, cap)
+    for space in ("content", "genres")
+    for cap in (None, 3)
+    for lam in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 )
 
 
@@ -43,7 +47,7 @@ def tune_rerank(
     users: np.ndarray,
     *,
     k: int = 10,
-    grid: tuple[tuple[float, int | None], ...] = RERANK_GRID,
+    grid: tuple[tuple[str, float, int | None], ...] = RERANK_GRID,
 ) -> tuple[PipelineConfig, dict[str, Any]]:
     """The pipeline config with the chosen re-rank policy, and a record of the search.
 
@@ -64,14 +68,15 @@ def tune_rerank(
     rows = truth[users]
     tried: list[dict[str, Any]] = []
     base = recommender.config.rerank
-    for lam, cap in grid:
-        cfg = replace_rerank(base, mmr_lambda=lam, genre_cap=cap)
+    for space, lam, cap in grid:
+        cfg = replace_rerank(base, mmr_space=space, mmr_lambda=lam, genre_cap=cap)
         ranked = np.full((len(users), k), -1, dtype=np.int64)
         for row, (scored, top, scores) in enumerate(prepared):
             result = recommender._rerank(scored, top, scores, request, cfg)
             ranked[row, : len(result.items)] = result.items
         tried.append(
             {
+                "mmr_space": space,
                 "mmr_lambda": lam,
                 "genre_cap": cap,
                 "ndcg@10": float(_ndcg(ranked, rows, k).mean()),
@@ -86,7 +91,10 @@ def tune_rerank(
     )
     data = recommender.config.model_dump()
     data["rerank"] = replace_rerank(
-        base, mmr_lambda=best["mmr_lambda"], genre_cap=best["genre_cap"]
+        base,
+        mmr_space=best["mmr_space"],
+        mmr_lambda=best["mmr_lambda"],
+        genre_cap=best["genre_cap"],
     ).model_dump()
     record = {"chosen": best, "diversity_floor": floor, "reference": reference.name, "tried": tried}
     return PipelineConfig.model_validate(data), record
