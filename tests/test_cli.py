@@ -68,11 +68,14 @@ def test_train_recommend_and_score_external_predictions(files: Path) -> None:
     )
     assert trained.returncode == 0, trained.stderr
     document = json.loads(trained.stdout)
-    from cinerec.pipeline.config import load_config
+    from cinerec.pipeline.config import PipelineConfig
 
-    digest = load_config(files / "pipeline.yaml").digest()
     manifest = json.loads((files / "bundle" / "manifest.json").read_text())
-    assert manifest["pipeline"]["config_hash"] == digest == document["pipeline"]["config_hash"]
+    stored = PipelineConfig.model_validate(manifest["pipeline"]["config"])
+    assert stored.name == "small" and [s.name for s in stored.recall.sources] == ["knn", "pop"]
+    # the re-rank policy was chosen on validation; the hash names the config actually used
+    assert manifest["pipeline"]["config_hash"] == stored.digest()
+    assert document["pipeline"]["config_hash"] == stored.digest()
     assert document["default_model"] in {"pop", "itemknn"}
     assert set(document["validation"]) == {"pop", "itemknn"}
 
