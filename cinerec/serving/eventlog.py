@@ -20,6 +20,7 @@ import contextlib
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,16 @@ _MICRO = timedelta(microseconds=1)
 EXPORT_CHUNK = 50_000
 #: Seconds SQLite waits for another process's write lock before failing.
 SQLITE_BUSY_SECONDS = 30
+
+
+@dataclass
+class _Ticket:
+    """One caller's events waiting for a group commit."""
+
+    events: list[FeedbackEvent]
+    stored: int = 0
+    done: bool = False
+    error: BaseException | None = None
 
 
 class EventLogError(CinerecError):
@@ -83,6 +94,9 @@ class EventLog:
         memory = self._sqlite and parsed.database in (None, "", ":memory:")
         # SQLite has one writer: serialising in-process writes avoids busy-waiting; an
         # in-memory database is one shared connection, so every call is serialised.
+        self._group = threading.Condition()
+        self._queue: list[_Ticket] = []
+        self._writing = False
         lock = threading.Lock()
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             lock if self._sqlite else contextlib.nullcontext()
@@ -153,26 +167,61 @@ class EventLog:
     # -- writing -------------------------------------------------------------------------
 
     def append(self, events: Sequence[FeedbackEvent]) -> int:
-        """Store ``events`` in one transaction, committed when this returns.
+        """Store ``events``, committed (durable) when this returns; the number of new rows.
 
-        Idempotent on ``event_id``: events already stored (or repeated in ``events``) are
-        skipped. Returns the number of new rows.
+        Idempotent on ``event_id``: events already stored (or repeated) are skipped.
+        Concurrent callers share transactions (group commit): whoever finds no write in
+        progress commits everything queued so far in one transaction — one fsync for many
+        requests — and every caller returns once the transaction holding its events has
+        committed, so an acknowledged event is never lost.
         """
         if not events:
             return 0
+        ticket = _Ticket(list(events))
+        with self._group:
+            self._queue.append(ticket)
+        while True:
+            with self._group:
+                while not ticket.done and self._writing:
+                    self._group.wait()
+                if ticket.done:
+                    break
+                self._writing = True
+                batch, self._queue = self._queue, []
+            try:
+                inserted = self._insert([e for t in batch for e in t.events])
+                for t in batch:
+                    mine = {e.event_id for e in t.events} & inserted
+                    t.stored = len(mine)
+                    inserted -= mine  # a repeat in a later ticket is not new again
+            except Exception as exc:
+                for t in batch:
+                    t.error = exc
+            finally:
+                with self._group:
+                    self._writing = False
+                    for t in batch:
+                        t.done = True
+                    self._group.notify_all()
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.stored
+
+    def _insert(self, events: list[FeedbackEvent]) -> set[str]:
+        """One transaction; the event ids that were new."""
         received = _micros(datetime.now(UTC))
         rows = [_row(event, received) for event in events]
         dialect = sqlite if self._sqlite else postgresql
         statement = (
             dialect.insert(self.table)
             .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(self.table.c.id)
+            .returning(self.table.c.event_id)
         )
         with self._errors("append events"), self._write_lock, self.engine.begin() as conn:
             if not self._sqlite:
                 # Commit order == id order, so readers paging by position skip nothing.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key})
-            return len(conn.execute(statement, rows).all())
+            return {row[0] for row in conn.execute(statement, rows).all()}
 
     # -- reading -------------------------------------------------------------------------
 
