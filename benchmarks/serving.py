@@ -58,7 +58,7 @@ def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Po
         env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cinerec.cli", "serve", "--bundle", str(args.bundle),
-         "--port", str(port)],
+         "--port", str(port), "--workers", str(args.workers)],
         env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--feedback-rate", type=float, default=500.0)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks/serving.json"))
@@ -185,7 +186,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    table = Table(title=f"cinerec serving, {args.bundle} ({len(items):,} items), one process")
+    title = f"cinerec serving, {args.bundle} ({len(items):,} items), {args.workers} worker(s)"
+    table = Table(title=title)
     for column in ("endpoint", "target rate/s", "achieved/s", "requests", "errors",
                    "p50 ms", "p95 ms", "p99 ms"):  # fmt: skip
         table.add_column(column, justify="right" if column != "endpoint" else "left")
@@ -204,6 +206,7 @@ def main() -> None:
         "redis": bool(args.redis_url),
         "database": "postgresql" if args.database_url else "sqlite",
         "seconds": args.seconds,
+        "workers": args.workers,
         "results": results,
         "load_average": os.getloadavg(),
     }

@@ -384,7 +384,7 @@ def demo(
             out_console.print(
                 f"serving http://{host}:{port}/docs (Ctrl-C stops; events in data/events.db)"
             )
-        serve(bundle=bundle, registry=None, host=host, port=port, log_level="warning")
+        serve(bundle=bundle, registry=None, host=host, port=port, log_level="warning", workers=1)
 
 
 def _pipeline_config(path: Path | None) -> Any:

@@ -67,6 +67,9 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Processes (each loads the model).")
+    ] = 1,
 ) -> None:
     """Start the HTTP API (docs at /docs). DATABASE_URL, REDIS_URL switch on PostgreSQL, Redis."""
     import uvicorn
@@ -74,13 +77,26 @@ def serve(
     from cinerec.serving.app import create_app
     from cinerec.serving.settings import Settings
 
-    overrides: dict[str, Any] = {}
     if bundle is not None:
-        overrides["bundle"] = bundle
+        os.environ["CINEREC_BUNDLE"] = str(bundle)
     if registry is not None:
-        overrides["registry"] = registry
-    settings = Settings(**overrides)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        os.environ["CINEREC_REGISTRY"] = registry
+    if workers > 1 and not Settings().redis_url:
+        raise CinerecError(
+            "--workers > 1 needs REDIS_URL: in-process state is per process, so feedback taken "
+            "by one worker would not reach the next answer from another"
+        )
+    if workers > 1:  # each worker process builds its app from the environment
+        uvicorn.run(
+            "cinerec.serving.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level=log_level,
+            workers=workers,
+        )
+        return
+    uvicorn.run(create_app(Settings()), host=host, port=port, log_level=log_level)
 
 
 def batch_score_command(
