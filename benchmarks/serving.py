@@ -1,8 +1,8 @@
 """Latency of the running service under load, with an open-loop generator on loopback.
 
-Starts ``cinerec serve`` (uvicorn, one process) on a bundle, then drives it at fixed
-request rates — the scheduled send time is the latency's start, so a slow server cannot
-hide its queueing (no coordinated omission):
+Starts ``cinerec serve`` (uvicorn) on a bundle, then drives it at fixed request rates from
+a pool of client threads — the scheduled send time is the latency's start, so a slow server
+cannot hide its queueing (no coordinated omission):
 
 * uncached ``POST /v1/recommendations`` (full pipeline; every request differs) at 100/s;
 * cached ``GET /v1/recommendations`` (hot users, answered from the cache) at 100/s;
@@ -18,7 +18,7 @@ Prints p50/p95/p99 and achieved rates; writes ``reports/benchmarks/serving.json`
 from __future__ import annotations
 
 import argparse
-import asyncio
+import itertools
 import json
 import os
 import random
@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -72,48 +73,65 @@ def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Po
     raise SystemExit("the server did not become ready")
 
 
-async def open_loop(client: httpx.AsyncClient, rate: float, seconds: float, make_call) -> dict:
-    """Fire calls at ``rate``/s for ``seconds``; latency from each call's scheduled time."""
-    latencies: list[float] = []
-    errors = 0
-    start = time.perf_counter() + 0.05
+def open_loop(base: str, rate: float, seconds: float, make_call, threads: int = 32) -> dict:
+    """Fire calls at ``rate``/s for ``seconds`` from a pool of client threads; each call's
+    latency counts from its scheduled time, so queueing behind a slow server is measured."""
     n = int(rate * seconds)
-
-    async def one(i: int) -> None:
-        nonlocal errors
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        try:
-            response = await make_call(client, i)
-            if response.status_code >= 400:
-                errors += 1
-        except httpx.HTTPError:
-            errors += 1
-        latencies.append((time.perf_counter() - scheduled) * 1e3)
-
-    await asyncio.gather(*(one(i) for i in range(n)))
-    elapsed = time.perf_counter() - start
-    return summary(latencies, errors, n / elapsed)
-
-
-async def closed_loop(client: httpx.AsyncClient, seconds: float, url: str, workers: int) -> dict:
+    start = time.perf_counter() + 0.05
+    slots = itertools.count()
+    lock = threading.Lock()
     latencies: list[float] = []
-    errors = 0
+    errors = [0]
+
+    def worker() -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while True:
+                with lock:
+                    i = next(slots)
+                if i >= n:
+                    return
+                scheduled = start + i / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                try:
+                    failed = make_call(client, i).status_code >= 400
+                except httpx.HTTPError:
+                    failed = True
+                done = (time.perf_counter() - scheduled) * 1e3
+                with lock:
+                    latencies.append(done)
+                    errors[0] += failed
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return summary(latencies, errors[0], n / (time.perf_counter() - start))
+
+
+def closed_loop(base: str, seconds: float, url: str, workers: int) -> dict:
+    """As many calls as ``workers`` threads get through: the app's throughput floor."""
+    latencies: list[float] = []
+    lock = threading.Lock()
     stop = time.perf_counter() + seconds
 
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < stop:
-            began = time.perf_counter()
-            response = await client.get(url)
-            errors += response.status_code >= 400
-            latencies.append((time.perf_counter() - began) * 1e3)
+    def worker() -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while time.perf_counter() < stop:
+                began = time.perf_counter()
+                client.get(url)
+                with lock:
+                    latencies.append((time.perf_counter() - began) * 1e3)
 
     began = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return summary(latencies, errors, len(latencies) / (time.perf_counter() - began))
+    pool = [threading.Thread(target=worker) for _ in range(workers)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return summary(latencies, 0, len(latencies) / (time.perf_counter() - began))
 
 
 def summary(latencies: list[float], errors: int, rate: float) -> dict:
@@ -128,41 +146,34 @@ def summary(latencies: list[float], errors: int, rate: float) -> dict:
     }
 
 
-async def run(args: argparse.Namespace, base: str, users: list[str], items: list[str]) -> dict:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
-        rng = random.Random(0)
+def run(args: argparse.Namespace, base: str, users: list[str], items: list[str]) -> dict:
+    rng = random.Random(0)
 
-        async def uncached(c: httpx.AsyncClient, i: int) -> httpx.Response:
-            body = {"user_id": rng.choice(users), "k": 10, "exclude": [rng.choice(items)],
-                    "context": {"device": "web"}}  # fmt: skip
-            return await c.post("/v1/recommendations", json=body)
+    def uncached(c: httpx.Client, i: int) -> httpx.Response:
+        body = {"user_id": rng.choice(users), "k": 10, "exclude": [rng.choice(items)],
+                "context": {"device": "web"}}  # fmt: skip
+        return c.post("/v1/recommendations", json=body)
 
-        hot = users[:50]
+    hot = users[:50]
+    with httpx.Client(base_url=base, timeout=30) as client:
         for user in hot:  # warm the cache
-            await client.get("/v1/recommendations", params={"user_id": user, "k": 10})
+            client.get("/v1/recommendations", params={"user_id": user, "k": 10})
 
-        async def cached(c: httpx.AsyncClient, i: int) -> httpx.Response:
-            return await c.get("/v1/recommendations", params={"user_id": hot[i % 50], "k": 10})
+    def cached(c: httpx.Client, i: int) -> httpx.Response:
+        return c.get("/v1/recommendations", params={"user_id": hot[i % 50], "k": 10})
 
-        async def feedback(c: httpx.AsyncClient, i: int) -> httpx.Response:
-            event = {"user_id": f"bench-{i % 5000}", "item_id": rng.choice(items),
-                     "action": rng.choice(["view", "click", "like", "skip"]),
-                     "event_id": uuid.uuid4().hex}  # fmt: skip
-            return await c.post("/v1/feedback", json=event)
+    def feedback(c: httpx.Client, i: int) -> httpx.Response:
+        event = {"user_id": f"bench-{i % 5000}", "item_id": rng.choice(items),
+                 "action": rng.choice(["view", "click", "like", "skip"]),
+                 "event_id": uuid.uuid4().hex}  # fmt: skip
+        return c.post("/v1/feedback", json=event)
 
-        results = {}
-        results["recommendations (uncached)"] = await open_loop(
-            client, args.rate, args.seconds, uncached
-        )
-        results["recommendations (cached)"] = await open_loop(
-            client, args.rate, args.seconds, cached
-        )
-        results["feedback"] = await open_loop(client, args.feedback_rate, args.seconds, feedback)
-        results["health (floor, 8 connections)"] = await closed_loop(
-            client, min(args.seconds, 10), "/health", 8
-        )
-        return results
+    return {
+        "recommendations (uncached)": open_loop(base, args.rate, args.seconds, uncached),
+        "recommendations (cached)": open_loop(base, args.rate, args.seconds, cached),
+        "feedback": open_loop(base, args.feedback_rate, args.seconds, feedback),
+        "health (floor, 8 connections)": closed_loop(base, min(args.seconds, 10), "/health", 8),
+    }
 
 
 def main() -> None:
@@ -182,7 +193,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, base = start_server(args, Path(tmp))
         try:
-            results = asyncio.run(run(args, base, users, items))
+            results = run(args, base, users, items)
         finally:
             proc.terminate()
             proc.wait(timeout=30)

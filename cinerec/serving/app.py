@@ -6,6 +6,7 @@ Run it with ``cinerec serve`` (uvicorn). Errors come back as ``{"detail": reason
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -113,6 +114,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.services = services or build_services(settings)
+        # The model is millions of long-lived objects; without this every full collection
+        # walks them all and stalls requests for hundreds of milliseconds.
+        gc.collect()
+        gc.freeze()
         stop = threading.Event()
         consumer = None
         if services is None and settings.redis_url and settings.stream_consumer:
