@@ -164,7 +164,8 @@ def run_ablation(
         shown = _plain(config)
         if not plain:
             stage1_rec.ranker = choice.chosen
-            shown, choice.rerank = tune_rerank(stage1_rec, carve_truth, choice.valid_users)
+            users = choice.stats.query_users
+            shown, choice.rerank = tune_rerank(stage1_rec, carve_truth, users)
         rec = build_recommender(fitted, train, shown, choice.chosen, default_model=default)
         result = evaluate(PipelineModel(rec), label)
         result.params = {"ranker": choice.chosen_kind, **choice.to_dict()}

@@ -250,7 +250,8 @@ def train_ranker(
     choice.config = config
     if config.rerank.tune and len(choice.valid_users):
         recommender.ranker = choice.chosen
-        choice.config, choice.rerank = tune_rerank(recommender, truth, choice.valid_users)
+        users = choice.stats.query_users  # every carved user with a candidate hit
+        choice.config, choice.rerank = tune_rerank(recommender, truth, users)
     return choice
 
 
