@@ -95,7 +95,9 @@ def test_the_service_runs_its_own_consumer(
     import time
 
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix)
+    settings = make_settings(
+        bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix, stream_consumer=True
+    )
     with TestClient(create_app(settings)) as client:
         events = [{"user_id": f"w{n}", "item_id": "i8", "action": "view"} for n in range(7)]
         assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
