@@ -178,7 +178,9 @@ class Services:
             live_trending=self._live_trending(),
             user_id=body.user_id,
             k=body.k,
-            context=Context(context.device, context.time, context.country),
+            # Live requests happen now (offline evaluation replays the time of the last
+            # event instead): freshness, "new" reasons and continue-watching use it.
+            context=Context(context.device, context.time or datetime.now(UTC), context.country),
             constraints=constraints,
             preferences=Preferences(
                 tuple(prefs.genres), tuple(prefs.languages), tuple(prefs.countries)
