@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import skip_or_fail
+
 #: ../shared/datasets beside the project root (never copied into the repository).
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -26,9 +28,7 @@ def datasets_mirror() -> Path:
     """The mirror folder holding ``ml-latest-small/``; skips the test when absent."""
     mirror = shared_mirror()
     if not (mirror / "ml-latest-small" / "ratings.csv").is_file():
-        if os.environ.get("CI"):  # CI always has the mirror: its absence is a failure
-            pytest.fail(f"no MovieLens mirror at {mirror}")
-        pytest.skip(f"no MovieLens mirror at {mirror}")
+        skip_or_fail(f"no MovieLens mirror at {mirror}")  # CI always has the mirror
     return mirror
 
 
@@ -56,10 +56,8 @@ def http_folder(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def datasets_mirror_module() -> Path:
-    """Module-scoped twin of :func:`datasets_mirror`, for expensive module fixtures."""
+    """The mirror holding ``streaming-catalogs/`` (module scope, for expensive fixtures)."""
     mirror = shared_mirror()
     if not (mirror / "streaming-catalogs").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"no streaming catalogs at {mirror}")
-        pytest.skip(f"no streaming catalogs at {mirror}")
+        skip_or_fail(f"no streaming catalogs at {mirror}")
     return mirror

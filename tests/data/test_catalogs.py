@@ -21,6 +21,7 @@ from cinerec.data.catalogs import (
 )
 from cinerec.data.schemas import conform
 from cinerec.errors import DataError
+from tests.services import skip_or_fail
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
@@ -371,9 +372,7 @@ def catalogs_dir() -> Path:
     env = os.environ.get("CINEREC_DATA_MIRROR")
     folder = (Path(env) if env else SHARED) / "streaming-catalogs"
     if not all((folder / name).is_file() for name in PROVIDERS.values()):
-        if os.environ.get("CI"):  # CI always has the catalogs: their absence is a failure
-            pytest.fail(f"no streaming catalogs at {folder}")
-        pytest.skip(f"no streaming catalogs at {folder}")
+        skip_or_fail(f"no streaming catalogs at {folder}")  # CI always has them
     return folder
 
 

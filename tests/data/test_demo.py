@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ from cinerec.data.demo import (
     movielens_title_variants,
 )
 from cinerec.data.schemas import conform
+from tests.services import skip_or_fail
 
 # --- MovieLens titles -------------------------------------------------------------------
 
@@ -263,9 +263,7 @@ def test_build_demo_needs_a_catalog_folder(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.integration
 def test_build_demo_on_the_shared_data(datasets_mirror: Path, tmp_path: Path) -> None:
     if not (datasets_mirror / "streaming-catalogs" / "netflix_titles.csv").is_file():
-        if os.environ.get("CI"):  # CI always has the catalogs: their absence is a failure
-            pytest.fail("no streaming catalogs in the mirror")
-        pytest.skip("no streaming catalogs in the mirror")
+        skip_or_fail("no streaming catalogs in the mirror")  # CI always has them
     demo = build_demo(mirror=datasets_mirror, cache=tmp_path / "cache", progress=False)
     info = demo.info
     assert info["ml_movies"] == 9742

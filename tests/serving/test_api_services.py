@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -11,27 +10,18 @@ from fastapi.testclient import TestClient
 
 from cinerec.serving.app import create_app
 from cinerec.serving.eventlog import EventLog
+from tests.services import POSTGRES_URL, REDIS_URL, postgres_or_skip, redis_or_skip
 from tests.serving.conftest import make_settings
 
 pytestmark = pytest.mark.integration
-POSTGRES = os.environ.get(
-    "CINEREC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS = "redis://127.0.0.1:6379/0"
+POSTGRES = POSTGRES_URL
+REDIS = REDIS_URL
 
 
 @pytest.fixture()
 def services_up() -> None:
-    import redis
-    import sqlalchemy
-
-    try:
-        redis.Redis.from_url(REDIS).ping()
-        sqlalchemy.create_engine(POSTGRES).connect().close()
-    except Exception:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("Redis or PostgreSQL is not running")
+    redis_or_skip(REDIS)
+    postgres_or_skip(POSTGRES)
 
 
 def test_read_after_write_through_postgres_and_redis(

@@ -12,25 +12,15 @@ from fastapi.testclient import TestClient
 from cinerec.pipeline.persist import load_recommender
 from cinerec.serving.app import create_app
 from cinerec.serving.batch import BatchStore, batch_score
+from tests.services import REDIS_URL, redis_or_skip
 from tests.serving.conftest import make_settings
 
 pytestmark = pytest.mark.integration
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture()
 def redis_up() -> str:
-    import os
-
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("Redis is not running")
-    return REDIS_URL
+    return redis_or_skip(REDIS_URL)
 
 
 def test_batch_scores_land_in_parquet_and_redis(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cinerec.serving.cache import RecommendationCache
-from tests.serving.test_state import ThrowawayRedis, drop_prefix, redis_or_skip, throwaway_redis
+from tests.services import ThrowawayRedis, drop_prefix, redis_or_skip, throwaway_redis
 
 Factory = Callable[..., RecommendationCache]
 

@@ -27,10 +27,9 @@ from cinerec.errors import CinerecError
 from cinerec.serving import eventlog as eventlog_module
 from cinerec.serving.eventlog import EventLog, EventLogError
 from cinerec.serving.events import FeedbackEvent
+from tests.services import POSTGRES_URL as PG_URL
+from tests.services import postgres_or_skip
 
-PG_URL = os.environ.get(
-    "CINEREC_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 T0 = datetime(2024, 5, 1, 12, 30, 15, 123457, tzinfo=UTC)
 
 MakeLog = Callable[[], tuple[str, str]]
@@ -38,18 +37,8 @@ MakeLog = Callable[[], tuple[str, str]]
 
 @pytest.fixture(scope="module")
 def postgres_url() -> str:
-    """PostgreSQL's URL; skips when it is unreachable, except under CI=true (then fails)."""
-    try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        engine.dispose()
-    except sa.exc.SQLAlchemyError as exc:
-        reason = f"no PostgreSQL at {sa.make_url(PG_URL).render_as_string()}: {type(exc).__name__}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return PG_URL
+    """PostgreSQL's URL; skips when it is unreachable, except under CI (then fails)."""
+    return postgres_or_skip(PG_URL)
 
 
 @pytest.fixture(
@@ -267,6 +256,7 @@ import sys
 from datetime import UTC, datetime
 from cinerec.serving.eventlog import EventLog
 from cinerec.serving.events import FeedbackEvent
+from tests.services import postgres_or_skip
 
 log = EventLog(sys.argv[1], table=sys.argv[2])
 n = 0

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,8 @@ import pytest
 
 from cinerec.serving.eventlog import EventLog
 from cinerec.serving.registry import ModelRegistry
-from tests.serving.server import free_port, running_server
+from tests.services import ThrowawayRedis, throwaway_redis
+from tests.serving.server import running_server
 
 pytestmark = pytest.mark.integration
 
@@ -56,33 +57,19 @@ def test_kill_9_during_a_feedback_burst_loses_no_acknowledged_event(
     assert set(acknowledged) <= stored
 
 
-def _redis_server(port: int, folder: Path) -> subprocess.Popen:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            import redis
-
-            if redis.Redis(port=port).ping():
-                return proc
-        except Exception:
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
+@pytest.fixture()
+def redis_server(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """A redis-server of the test's own (skips locally, fails in CI, without one)."""
+    yield from throwaway_redis(tmp_path)
 
 
-def test_redis_stopped_and_restarted_under_load(bundle_folder: Path, tmp_path: Path) -> None:
-    port = free_port()
-    redis_proc = _redis_server(port, tmp_path)
+def test_redis_stopped_and_restarted_under_load(
+    bundle_folder: Path, tmp_path: Path, redis_server: ThrowawayRedis
+) -> None:
     env = {
         "CINEREC_BUNDLE": str(bundle_folder),
         "CINEREC_DATABASE_URL": f"sqlite:///{tmp_path / 'events.db'}",
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "REDIS_URL": redis_server.url,
     }
     failures: list[str] = []
     try:
@@ -103,13 +90,12 @@ def test_redis_stopped_and_restarted_under_load(bundle_folder: Path, tmp_path: P
                             failures.append(f"{response.status_code} {response.text[:200]}")
 
             burst(20)
-            redis_proc.kill()
-            redis_proc.wait()
+            redis_server.kill()
             started = time.monotonic()
             burst(20)  # Redis down: in-process state, no cache — still answering
             assert time.monotonic() - started < 30
             assert client.get("/ready").json()["checks"]["state"] is False
-            redis_proc = _redis_server(port, tmp_path)
+            redis_server.start()  # the same port again
             deadline = time.monotonic() + 20
             while client.get("/ready").json()["checks"]["state"] is False:
                 assert time.monotonic() < deadline, "did not reconnect to Redis"
@@ -117,7 +103,7 @@ def test_redis_stopped_and_restarted_under_load(bundle_folder: Path, tmp_path: P
                 time.sleep(0.3)
             burst(10)
     finally:
-        redis_proc.kill()
+        redis_server.kill()
     assert not failures, failures[:3]
 
 

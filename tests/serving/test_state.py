@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,98 +19,15 @@ from cinerec.serving.state import (
     ResilientState,
     make_state,
 )
+from tests.services import (
+    ThrowawayRedis,
+    drop_prefix,
+    free_port,
+    redis_or_skip,
+    throwaway_redis,
+)
 
-REDIS_URL = os.environ.get("CINEREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BASE = float(int(time.time() // 3600) * 3600 + 1800)  # the middle of the current hour
-
-
-# -- helpers shared with test_cache / test_stream ------------------------------------------
-def skip_or_fail(reason: str) -> None:
-    """Skip, except under CI=true where a missing service is a failure."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def redis_or_skip(url: str = REDIS_URL) -> str:
-    """``url`` when a Redis answers there; skips (fails under CI=true) otherwise."""
-    try:
-        redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5).ping()
-    except redis.RedisError as exc:
-        skip_or_fail(f"no Redis at {url}: {exc}")
-    return url
-
-
-def drop_prefix(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix`` (test clean-up)."""
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ThrowawayRedis:
-    """A redis-server on a free port, without persistence, that tests kill and restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning"]
-        self.proc = subprocess.Popen(
-            ["redis-server", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections hang, as in a network partition."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-            self.proc = None
-
-
-def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    """Generator body for a fixture: a started ThrowawayRedis, killed afterwards."""
-    if shutil.which("redis-server") is None:
-        skip_or_fail("redis-server is not on PATH")
-    server = ThrowawayRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def event(user: str, item: str, at: float, action: str = "click") -> FeedbackEvent:

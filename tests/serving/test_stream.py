@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from cinerec.cli import app
 from cinerec.serving.state import MemoryState, RedisState
 from cinerec.serving.stream import EventStream, consume
-from tests.serving.test_state import BASE, drop_prefix, event, free_port, redis_or_skip
+from tests.services import drop_prefix, free_port, redis_or_skip
+from tests.serving.test_state import BASE, event
 
 pytestmark = pytest.mark.integration
 
