@@ -194,10 +194,6 @@ class FeatureBuilder:
         out[:, col + 1] = 0.0 if preference is None else preference
         return out
 
-    def genre_affinity(self, items: np.ndarray, history: UserHistory) -> np.ndarray:
-        """Cosine between each item's genres and the user's confidence-weighted genre mix."""
-        return self._genre_affinity(items, history)
-
     def _genre_affinity(self, items: np.ndarray, history: UserHistory) -> np.ndarray:
         if not len(history):
             return np.zeros(len(items), dtype=np.float32)

@@ -283,21 +283,22 @@ def recent_unique(items: np.ndarray, n: int) -> np.ndarray:
     return np.fromiter(seen, dtype=np.int64, count=len(seen))
 
 
-def union(results: list[tuple[RecallSource, SourceResult]], max_candidates: int) -> Candidates:
-    """Merge source lists into :class:`Candidates`, keeping at most ``max_candidates``.
+def union(results: list[tuple[str, int, SourceResult]], max_candidates: int) -> Candidates:
+    """Merge ``(source name, quota, result)`` lists into :class:`Candidates`, keeping at
+    most ``max_candidates``.
 
     When the union is larger, candidates are kept by their best quota-relative rank over
     the sources (rank / quota), so every source keeps its head.
     """
-    names = tuple(source.name for source, _ in results)
-    lists = [r.items for _, r in results]
+    names = tuple(name for name, _, _ in results)
+    lists = [r.items for _, _, r in results]
     all_items = np.concatenate([*lists, np.zeros(0, np.int64)])
     items = np.unique(all_items)
     n, s = len(items), len(results)
     ranks = np.zeros((n, s), dtype=np.float32)
     scores = np.full((n, s), np.nan, dtype=np.float32)
     anchors = np.full(n, -1, dtype=np.int64)
-    for col, (_, result) in enumerate(results):
+    for col, (_, _, result) in enumerate(results):
         if not len(result.items):
             continue
         rows = np.searchsorted(items, result.items)
@@ -308,7 +309,7 @@ def union(results: list[tuple[RecallSource, SourceResult]], max_candidates: int)
             anchors[rows[free]] = result.anchors[free]
     candidates = Candidates(items, names, ranks, scores, anchors)
     if n > max_candidates:
-        quotas = np.array([source.config.quota for source, _ in results], dtype=np.float32)
+        quotas = np.array([max(quota, 1) for _, quota, _ in results], dtype=np.float32)
         relative = np.where(ranks > 0, ranks / quotas, np.inf).min(axis=1)
         keep = np.sort(np.argsort(relative, kind="stable")[:max_candidates])
         candidates = candidates.subset(keep)

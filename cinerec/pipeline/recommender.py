@@ -63,6 +63,7 @@ class Scored:
     history: UserHistory
     board: ScoreBoard
     preference: np.ndarray
+    eligible: np.ndarray  # bool (n_items,): what the filter stage let through
 
 
 class Recommender:
@@ -260,11 +261,11 @@ class Recommender:
         recall = RecallRequest(
             history, board, eligible, request.context, self._indices(self.editor_picks)
         )
-        results = [(source, source.retrieve(recall)) for source in self.sources]
+        results = [(s.name, s.config.quota, s.retrieve(recall)) for s in self.sources]
         timings["recall"] = (time.perf_counter() - mark) * 1e3
         mark = time.perf_counter()
-        resume_source = _FixedSource(CONTINUE_SOURCE, max(len(resume), 1))
-        results.append((resume_source, SourceResult(resume, np.ones(len(resume), np.float32))))
+        resumed = SourceResult(resume, np.ones(len(resume), np.float32))
+        results.append((CONTINUE_SOURCE, len(resume), resumed))
         cands = union(results, self.config.recall.max_candidates + len(resume))
         prefs = request.preferences
         preference = self.facts.preference_match(
@@ -275,7 +276,7 @@ class Recommender:
             context = Context(context.device, _request_time(context, history), context.country)
         features = self.features.build(cands, board, history, context, preference=preference)
         timings["features"] = (time.perf_counter() - mark) * 1e3
-        return Scored(cands, features, history, board, preference)
+        return Scored(cands, features, history, board, preference, eligible)
 
     def stated_taste(self, preferences: Preferences) -> sp.csr_matrix:
         """A stand-in history row for a new visitor: the most popular items matching every
@@ -320,12 +321,11 @@ class Recommender:
         freshness = None
         if cfg.freshness_weight > 0:
             freshness = self.facts.freshness(now_year, cfg.freshness_years)[items]
-        affinity = self.features.genre_affinity(items, scored.history)
-        eligible, _ = self.eligible(scored.history, request) if self.pins else (None, None)
+        affinity = scored.features[top, self.features.names.index("genre_affinity")]
         pins = []
         for item_id, position in self.pins:
             idx = self._indices((item_id,))
-            if len(idx) and eligible is not None and eligible[idx[0]]:
+            if len(idx) and scored.eligible[idx[0]]:
                 pins.append((int(idx[0]), position))
         return rerank(
             items,
@@ -403,14 +403,6 @@ class Recommender:
         if unknown:
             raise ModelError(f"unknown item id(s): {', '.join(unknown[:5])}")
         return idx.astype(np.int64)
-
-
-class _FixedSource:
-    """A stand-in source descriptor (name + quota) for lists the pipeline adds itself."""
-
-    def __init__(self, name: str, quota: int) -> None:
-        self.name = name
-        self.config = type("Quota", (), {"quota": quota})()
 
 
 def _request_time(context: Context, history: UserHistory) -> datetime:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from cinerec.data.matrix import InteractionMatrix
-from cinerec.pipeline.config import SourceConfig
 from cinerec.pipeline.recall import SourceResult, recent_unique, top_eligible, union
 from cinerec.pipeline.recommender import Recommender, Request
 from cinerec.pipeline.types import Constraints
 from tests.pipeline.conftest import make_recommender
-
-
-class _Source:
-    def __init__(self, name: str, quota: int) -> None:
-        self.name = name
-        self.config = SourceConfig(name=name, kind="editor", quota=quota)
 
 
 def test_top_eligible_respects_the_mask_and_orders_ties_by_index() -> None:
@@ -29,13 +22,13 @@ def test_top_eligible_respects_the_mask_and_orders_ties_by_index() -> None:
 def test_union_tags_sources_and_keeps_each_source_head_when_capped() -> None:
     a = SourceResult(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1], dtype=np.float32))
     b = SourceResult(np.array([9, 2]), np.array([1, 0.5], dtype=np.float32), np.array([7, 8]))
-    cands = union([(_Source("a", 4), a), (_Source("b", 2), b)], max_candidates=10)
+    cands = union([("a", 4, a), ("b", 2, b)], max_candidates=10)
     assert cands.items.tolist() == [1, 2, 3, 4, 9]
     row = cands.items.tolist().index(2)
     assert cands.source_ranks[row].tolist() == [2.0, 2.0]
     assert cands.sources_of(row) == ["a", "b"]
     assert cands.anchors[cands.items.tolist().index(9)] == 7
-    capped = union([(_Source("a", 4), a), (_Source("b", 2), b)], max_candidates=3)
+    capped = union([("a", 4, a), ("b", 2, b)], max_candidates=3)
     assert set(capped.items.tolist()) == {1, 9, 2}
 
 
