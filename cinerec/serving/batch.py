@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from cinerec.data.io import atomic_path
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Request
+from cinerec.serving.present import CatalogView
 
 TTL_S = 2 * 86400
 
@@ -44,33 +45,6 @@ class BatchStore:
         return None if raw is None else json.loads(raw)
 
 
-def item_payloads(rec: Recommender, result: Any) -> list[dict[str, Any]]:
-    """The API's item dicts (see ``schemas.RecommendedItem``) of one pipeline answer."""
-    catalog = rec.catalog
-    out = []
-    for item, item_id in zip(result.items, result.item_ids, strict=True):
-        row = catalog.iloc[item.item_idx]
-        reason_item = (
-            str(rec.items.ids[item.reason.item_idx]) if item.reason.item_idx >= 0 else None
-        )
-        out.append(
-            {
-                "item_id": item_id,
-                "rank": item.rank,
-                "score": round(float(item.score), 6),
-                "title": None if pd.isna(row.get("title")) else str(row.get("title")),
-                "type": None if pd.isna(row.get("type")) else str(row.get("type")),
-                "reason": {
-                    "code": item.reason.code,
-                    "text": item.reason.text,
-                    "item_id": reason_item,
-                },
-                "sources": list(item.sources),
-            }
-        )
-    return out
-
-
 def batch_score(
     rec: Recommender,
     *,
@@ -85,9 +59,13 @@ def batch_score(
     rows: list[dict[str, Any]] = []
     pipe = client.pipeline(transaction=False) if client is not None else None
     users = [str(u) for u in rec.users.ids]
+    view = CatalogView(rec)
     for n, user in enumerate(tqdm(users, desc="batch scoring", disable=not progress), start=1):
         result = rec.recommend(Request(user_id=user, k=k))
-        payload = item_payloads(rec, result)
+        payload = [
+            view.item(item, item_id).model_dump()
+            for item, item_id in zip(result.items, result.item_ids, strict=True)
+        ]
         if pipe is not None:
             pipe.set(_key(prefix, rec.model_version, user), json.dumps(payload), ex=TTL_S)
             if n % 500 == 0:

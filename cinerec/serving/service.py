@@ -35,6 +35,7 @@ from cinerec.pipeline.types import Context, Preferences, RecentEvent, Request
 from cinerec.serving import schemas
 from cinerec.serving.events import FeedbackEvent
 from cinerec.serving.metrics import Metrics
+from cinerec.serving.present import CatalogView
 
 log = logging.getLogger("cinerec.serving")
 PLAIN_REQUEST = schemas.RecommendationRequest()
@@ -111,7 +112,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._columns: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._catalog: CatalogView | None = None
         self._trending: tuple[float, tuple[tuple[str, float], ...]] = (0.0, ())
         self.note_model()
 
@@ -144,7 +145,7 @@ class Services:
             request_id=request_id,
             user_id=body.user_id,
             items=[
-                self._item(rec, item, item_id)
+                self._view(rec).item(item, item_id)
                 for item, item_id in zip(result.items, result.item_ids, strict=True)
             ],
             model_version=result.model_version,
@@ -161,7 +162,7 @@ class Services:
     ) -> Request:
         filters = {k: v for k, v in body.filters.model_dump().items() if v not in (None, [])}
         constraints = constraints_from_mapping(filters)
-        durations = self._durations(rec)
+        durations = self._view(rec).durations
         index = rec.items.lookup([e.item_id for e in online]) if online else np.zeros(0, int)
         recent = tuple(
             RecentEvent(
@@ -238,45 +239,12 @@ class Services:
         digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
         return f"{rec.model_version}:{rec.config_hash}:{digest}"
 
-    def _item(self, rec: Recommender, item: Any, item_id: str) -> schemas.RecommendedItem:
-        _, titles, types, _ = self._catalog_columns(rec)
-        reason_item = None
-        if item.reason.item_idx >= 0:
-            reason_item = str(rec.items.ids[item.reason.item_idx])
-        return schemas.RecommendedItem(
-            item_id=item_id,
-            rank=item.rank,
-            score=round(float(item.score), 6),
-            title=titles[item.item_idx],
-            type=types[item.item_idx],
-            reason=schemas.Reason(
-                code=item.reason.code, text=item.reason.text, item_id=reason_item
-            ),
-            sources=list(item.sources),
-        )
-
-    def _catalog_columns(self, rec: Recommender) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-        cached = self._columns
-        if cached is None or cached[0] != rec.model_version:
-            catalog = rec.catalog
-
-            def column(name: str) -> np.ndarray:
-                if name not in catalog:
-                    return np.full(len(catalog), None, dtype=object)
-                values = catalog[name].astype(object).to_numpy()
-                return np.array([None if v is None or v != v else v for v in values], dtype=object)
-
-            duration = (
-                catalog["duration_min"].to_numpy(dtype=float, na_value=np.nan)
-                if "duration_min" in catalog
-                else np.full(len(catalog), np.nan)
-            )
-            cached = (rec.model_version, column("title"), column("type"), duration)
-            self._columns = cached
-        return cached
-
-    def _durations(self, rec: Recommender) -> np.ndarray:
-        return self._catalog_columns(rec)[3]
+    def _view(self, rec: Recommender) -> CatalogView:
+        """The item fields of the served model (rebuilt when a new version is served)."""
+        view = self._catalog
+        if view is None or view.version != rec.model_version:
+            view = self._catalog = CatalogView(rec)
+        return view
 
     # ----- feedback ------------------------------------------------------------------------
     def feedback(self, incoming: list[schemas.FeedbackIn]) -> schemas.FeedbackAck:
@@ -338,7 +306,8 @@ class Services:
             top, scores = order[None, :], row[order][None, :]
         else:
             raise ModelError("this bundle has no model that relates items (content, itemknn)")
-        _, titles, types, _ = self._catalog_columns(rec)
+        view = self._view(rec)
+        titles, types = view.titles, view.types
         return [
             schemas.SimilarItem(
                 item_id=str(rec.items.ids[i]),
@@ -357,7 +326,7 @@ class Services:
         online = self.state.recent(user_id)
         if user < 0 and not online:
             raise NotFoundError(f"unknown user '{user_id}'")
-        _, titles, _, _ = self._catalog_columns(rec)
+        titles = self._view(rec).titles
         stored = rec.histories.get(user)
         out = [
             schemas.HistoryEvent(
