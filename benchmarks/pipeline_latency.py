@@ -33,6 +33,7 @@ from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.persist import load_recommender
 from cinerec.pipeline.recommender import Request
 from cinerec.pipeline.types import Context
+from cinerec.training.bundle import load_bundle
 
 OUT = Path("reports/benchmarks/pipeline_latency.json")
 STAGES = ("recall", "features", "rank", "rerank", "explain", "total")
@@ -70,9 +71,9 @@ def main() -> None:
         if not (bundle / "manifest.json").exists():
             train_bundle(load_dataset(args.dataset), bundle)
     started = time.perf_counter()
-    recommender = load_recommender(bundle)
-    recommender.config = widened(recommender.config, args.candidates)
-    recommender.sources = recommender._sources()  # rebuild with the widened quotas
+    loaded = load_bundle(bundle)
+    stored = load_recommender(loaded).config
+    recommender = load_recommender(loaded, config=widened(stored, args.candidates))
     console.print(
         f"bundle {bundle}: {len(recommender.users)} users × {len(recommender.items)} items, "
         f"ranker {recommender.ranker.kind if recommender.ranker else 'none'}, "
