@@ -120,7 +120,6 @@ class Services:
     def recommend(self, body: schemas.RecommendationRequest) -> schemas.RecommendationResponse:
         rec: Recommender = self.holder.value  # one model for the whole request
         request_id = uuid.uuid4().hex
-        online = self.state.recent(body.user_id)[-self.recent_limit :] if body.user_id else []
         key = self._cache_key(rec, body)
         if body.user_id:
             payload = self.cache.get(body.user_id, key)
@@ -131,6 +130,8 @@ class Services:
                 return cached.model_copy(
                     update={"request_id": request_id, "cached": True, "source": "cache"}
                 )
+        # Only a miss needs the online events: feedback invalidates a user's cached answers.
+        online = self.state.recent(body.user_id)[-self.recent_limit :] if body.user_id else []
         batched = self._batch_answer(rec, body, online, request_id)
         if batched is not None:
             return batched
