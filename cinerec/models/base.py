@@ -135,7 +135,14 @@ class Model(ABC):
         user_idx = np.asarray(user_idx, dtype=np.int64)
         if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.n_users):
             raise ModelError(f"{self.name}: user index out of range [0, {self.n_users})")
-        return self._seen()[user_idx]
+        seen = self._seen()
+        if user_idx.size == 1:  # one request's user: slice the arrays, skip scipy's indexing
+            start, stop = seen.indptr[user_idx[0]], seen.indptr[user_idx[0] + 1]
+            return sp.csr_matrix(
+                (seen.data[start:stop].copy(), seen.indices[start:stop].copy(), [0, stop - start]),
+                shape=(1, seen.shape[1]),
+            )
+        return seen[user_idx]
 
     def recommend(
         self,

@@ -107,7 +107,8 @@ class ContentModel(Model):
         if self.params["text_model"] is not None and not isinstance(self.params["text_model"], str):
             raise ModelError("content: text_model must be a model folder / name or null")
         self.vectors: np.ndarray | None = None  # (n_items, d) float32, unit rows
-        self._index: VectorIndex | None = None  # built on the first similar_items call
+        self._index: VectorIndex | None = None  # built on first use (vector_index)
+        self._index_lock = threading.Lock()
         self.weights: sp.csr_matrix | None = None  # (n_users, n_items) profile weights
         self.skipped: sp.csr_matrix | None = None  # (n_users, n_items) 1 where skipped
 
@@ -253,9 +254,16 @@ class ContentModel(Model):
         n_items = len(vectors)
         if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= n_items):
             raise ModelError(f"content: item index out of range [0, {n_items})")
-        if self._index is None:
-            self._index = VectorIndex.build(vectors, kind="auto", metric="ip")
-        return self._index.search(vectors[item_idx], k, exclude=[[i] for i in item_idx])
+        index = self.vector_index()
+        return index.search(vectors[item_idx], k, exclude=[[i] for i in item_idx])
+
+    def vector_index(self) -> VectorIndex:
+        """The Faiss index over the item vectors (built once; "more like this" and the
+        pipeline's content recall share it)."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = VectorIndex.build(self._fitted()[0], kind="auto", metric="ip")
+            return self._index
 
     # ----- persistence ---------------------------------------------------------------------
     def _fitted(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
@@ -287,9 +295,11 @@ class ContentModel(Model):
 
 def _row_mean(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Rows scaled to sum to 1 (all-zero rows stay zero)."""
-    sums = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()
-    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
-    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix, dtype=np.float32)
+    scaled = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    sums = np.asarray(scaled.sum(axis=1), dtype=np.float64).ravel()
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0).astype(np.float32)
+    scaled.data *= np.repeat(scale, np.diff(scaled.indptr))
+    return scaled
 
 
 def _metadata(catalog: pd.DataFrame) -> np.ndarray:

@@ -48,6 +48,7 @@ class EASE(Model):
             raise ModelError(f"ease: max_items must be a positive int, got {max_items!r}")
         self.weights: np.ndarray | None = None  # (n_active, n_active) float32
         self.active: np.ndarray | None = None  # (n_active,) int64 item indices
+        self._positions: tuple[np.ndarray, np.ndarray] | None = None  # (active, position)
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -95,7 +96,7 @@ class EASE(Model):
     ) -> np.ndarray:
         history = self._weights(self.history(user_idx, user_items))
         B, active = self._fitted()
-        history = history[:, active]
+        history = self._active_columns(history)
         if items is None:
             if len(active) == self.n_items:
                 return np.asarray(history @ B, dtype=np.float32)
@@ -103,14 +104,36 @@ class EASE(Model):
             out[:, active] = history @ B
             return out
         items = np.asarray(items, dtype=np.int64)
-        position = np.full(self.n_items, -1, dtype=np.int64)
-        position[active] = np.arange(len(active))
-        pos = position[items]
+        pos = self._position()[items]
         known = pos >= 0
         out = np.zeros((history.shape[0], len(items)), dtype=np.float32)
         if known.any():
             out[:, known] = history @ B[:, pos[known]]
         return out
+
+    def _position(self) -> np.ndarray:
+        """(n_items,) int64: each item's row in the weights, -1 for items never seen."""
+        active = self._fitted()[1]
+        cached = self._positions
+        if cached is None or cached[0] is not active:
+            position = np.full(self.n_items, -1, dtype=np.int64)
+            position[active] = np.arange(len(active))
+            cached = self._positions = (active, position)
+        return cached[1]
+
+    def _active_columns(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """``history[:, active]`` by remapping column ids (scipy's column indexing costs
+        ~0.3 ms a request; the remap a few microseconds)."""
+        position = self._position()
+        columns = position[history.indices]
+        keep = columns >= 0
+        rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))[keep]
+        indptr = np.zeros(history.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=history.shape[0]), out=indptr[1:])
+        return sp.csr_matrix(
+            (history.data[keep], columns[keep], indptr),
+            shape=(history.shape[0], len(self._fitted()[1])),
+        )
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
         if self.weights is None or self.active is None:

@@ -12,6 +12,22 @@ from cinerec.errors import ModelError
 from cinerec.models.base import Model, register
 
 
+def spread_rows(
+    similarity: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored entries of ``similarity``'s ``rows``, each scaled by its row's weight:
+    (columns, values, position in ``rows``) — a few thousand entries for one user's
+    history, where a sparse product or a dense (rows x catalog) array costs far more.
+    ``np.bincount(columns, values)`` is then ``weights @ similarity[rows]``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, stops = similarity.indptr[rows], similarity.indptr[rows + 1]
+    lengths = stops - starts
+    take = np.repeat(stops - np.cumsum(lengths), lengths) + np.arange(lengths.sum())
+    which = np.repeat(np.arange(len(rows)), lengths)
+    values = similarity.data[take] * np.asarray(weights, dtype=np.float32)[which]
+    return similarity.indices[take], values, which
+
+
 @register
 class ItemKNN(Model):
     """Recommend items similar to what the user already engaged with.
@@ -81,6 +97,10 @@ class ItemKNN(Model):
     ) -> np.ndarray:
         history = self._weights(self.history(user_idx, user_items))
         S = self._fitted()
+        if items is None and history.shape[0] == 1:  # one request: spread the few rows
+            columns, values, _ = spread_rows(S, history.indices, history.data)
+            row = np.bincount(columns, weights=values, minlength=S.shape[1])
+            return row.astype(np.float32)[None, :]
         if items is not None:
             if self._similarity_csc is None:  # column slicing is cheap on CSC
                 self._similarity_csc = S.tocsc()

@@ -25,6 +25,7 @@ class _ItemScoreModel(Model):
         super().__init__(**params)
         self._check_params()
         self.item_scores: np.ndarray | None = None
+        self._global: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _check_params(self) -> None:
         """Reject bad hyperparameter values early (ModelError)."""
@@ -46,6 +47,19 @@ class _ItemScoreModel(Model):
         if self.item_scores is None:
             raise ModelError(f"{self.name} is not fitted")
         return self.item_scores
+
+    def global_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, order): the read-only float32 (n_items,) scores every user gets and the
+        items best first (ties: lower index), computed once — a request's recall then
+        walks the order instead of partitioning the whole catalog again."""
+        scores = self._item_scores()
+        cached = self._global
+        if cached is None or cached[0] is not scores:
+            order = np.argsort(-scores, kind="stable")
+            view = scores.view()
+            view.flags.writeable = False
+            cached = self._global = (scores, view, order)
+        return cached[1], cached[2]
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"item_scores": self._item_scores()}

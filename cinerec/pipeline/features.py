@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Final
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,13 +52,39 @@ def _percentile(values: np.ndarray) -> np.ndarray:
     return ranks / (n - 1)
 
 
+#: Item attribute matrices up to this many cells are kept dense for fast row lookups.
+DENSE_ROWS_MAX: Final = 25_000_000
+
+
+class DenseRows:
+    """Dense float32 rows of a sparse item × attribute matrix (genres), by item index.
+
+    A request reads a few hundred rows; scipy's fancy row indexing costs ~0.2 ms per call
+    whatever the size, a dense copy's indexing a few microseconds. The copy is kept while
+    it stays under :data:`DENSE_ROWS_MAX` cells (30k items × 125 genres: 15 MB); larger
+    matrices are sliced sparsely.
+    """
+
+    def __init__(self, matrix: sp.spmatrix | sp.sparray) -> None:
+        self.sparse = sp.csr_matrix(matrix, dtype=np.float32)
+        n, g = self.sparse.shape
+        self.dense = self.sparse.toarray() if n * g <= DENSE_ROWS_MAX else None
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), g) float32."""
+        if self.dense is not None:
+            return self.dense[rows]
+        return np.asarray(self.sparse[rows].toarray(), dtype=np.float32)
+
+
 class FeatureBuilder:
     """Builds the candidate feature matrix; ``names`` and ``groups`` describe its columns.
 
     ``popularity``: (n_items,) interaction counts; ``years``: (n_items,) release year
     (NaN unknown); ``is_series``: bool (n_items,); ``genres``: CSR (n_items, g) 0/1;
-    ``vectors``: unit content vectors (n_items, d) or None; ``countries``: a callable
-    country → bool (n_items,) mask, or None; ``recent_scores``: a callable history →
+    ``vectors``: unit content vectors (n_items, d) or None, the item vectors of model
+    ``content_model`` (its scores reuse the gathered rows); ``countries``: a callable
+    country → bool (n_items,) mask, or None; ``recent_scores``: a callable score board →
     (n_items,) item-to-item scores from the latest items, or None.
     """
 
@@ -71,8 +98,9 @@ class FeatureBuilder:
         is_series: np.ndarray,
         genres: sp.csr_matrix,
         vectors: np.ndarray | None = None,
+        content_model: str | None = None,
         countries: Callable[[str], np.ndarray | None] | None = None,
-        recent_scores: Callable[[UserHistory], np.ndarray | None] | None = None,
+        recent_scores: Callable[[ScoreBoard], np.ndarray | None] | None = None,
     ) -> None:
         self.model_names = list(model_names)
         self.source_names = tuple(source_names)
@@ -82,8 +110,9 @@ class FeatureBuilder:
         genres = sp.csr_matrix(genres, dtype=np.float32)
         norms = np.sqrt(np.asarray(genres.multiply(genres).sum(axis=1)).ravel())
         inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        self.genres = sp.csr_matrix(sp.diags(inverse) @ genres, dtype=np.float32)
+        self.genres = DenseRows(sp.diags(inverse) @ genres)
         self.vectors = vectors
+        self.content_model = content_model if vectors is not None else None
         self.countries = countries
         self.recent_scores = recent_scores
         self.names, self.groups = self._layout()
@@ -144,8 +173,12 @@ class FeatureBuilder:
         n = len(items)
         out = np.zeros((n, len(self.names)), dtype=np.float32)
         col = 0
+        # The candidates' content vectors, gathered once: the content model's scores and
+        # the similarity to the latest items both read them.
+        candidate_vectors = self.vectors[items] if self.vectors is not None else None
         for name in self.model_names:
-            raw = board.get_items(name, items).astype(np.float32)
+            rows = candidate_vectors if name == self.content_model else None
+            raw = board.get_items(name, items, rows).astype(np.float32)
             out[:, col] = raw
             out[:, col + 1] = _zscore(raw)
             out[:, col + 2] = _percentile(raw)
@@ -166,8 +199,8 @@ class FeatureBuilder:
         out[:, col] = self.log_pop[items]
         out[:, col + 1] = now_year - self.years[items]
         out[:, col + 2] = self.is_series[items]
-        out[:, col + 3] = self._similarity_to_last(items, history)
-        recent = self.recent_scores(history) if self.recent_scores is not None else None
+        out[:, col + 3] = self._similarity_to_last(candidate_vectors, history)
+        recent = self.recent_scores(board) if self.recent_scores is not None else None
         out[:, col + 4] = recent[items] if recent is not None else 0.0
         col += 5
 
@@ -197,14 +230,16 @@ class FeatureBuilder:
     def _genre_affinity(self, items: np.ndarray, history: UserHistory) -> np.ndarray:
         if not len(history):
             return np.zeros(len(items), dtype=np.float32)
-        profile = np.asarray(history.weights @ self.genres[history.items]).ravel()
+        profile = history.weights @ self.genres(history.items)
         norm = float(np.linalg.norm(profile))
         if norm == 0:
             return np.zeros(len(items), dtype=np.float32)
-        return np.asarray(self.genres[items] @ (profile / norm), dtype=np.float32).ravel()
+        return np.asarray(self.genres(items) @ (profile / norm), dtype=np.float32)
 
-    def _similarity_to_last(self, items: np.ndarray, history: UserHistory) -> np.ndarray:
-        if self.vectors is None or not len(history):
-            return np.zeros(len(items), dtype=np.float32)
+    def _similarity_to_last(
+        self, candidate_vectors: np.ndarray | None, history: UserHistory
+    ) -> np.ndarray | float:
+        if self.vectors is None or candidate_vectors is None or not len(history):
+            return 0.0
         last = recent_unique(history.items, LAST_ITEMS)
-        return (self.vectors[items] @ self.vectors[last].T).max(axis=1)
+        return (candidate_vectors @ self.vectors[last].T).max(axis=1)

@@ -15,6 +15,7 @@ candidate (ranking features and the evidence for explanations) and caps the tota
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ import scipy.sparse as sp
 
 from cinerec.errors import ModelError
 from cinerec.models.base import Model
+from cinerec.models.itemknn import spread_rows
 from cinerec.pipeline.config import SourceConfig
 from cinerec.pipeline.state import UserHistory
 from cinerec.pipeline.types import Candidates, Context
@@ -48,6 +50,14 @@ class ScoreBoard:
         self.user_items = user_items
         self._scores: dict[str, np.ndarray] = {}
         self._embeddings: dict[str, np.ndarray] = {}
+        self._memo: dict[str, Any] = {}
+        self._orders: dict[str, np.ndarray] = {}
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per request: what several stages read (item-to-item scores)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @property
     def user(self) -> np.ndarray:
@@ -67,7 +77,9 @@ class ScoreBoard:
         """float32 (n_items,) scores of model ``name`` for this user."""
         if name not in self._scores:
             model = self.models[name]
-            if hasattr(model, "score_sequences"):
+            if hasattr(model, "global_scores"):  # the same for everyone: shared, read-only
+                scores, self._orders[name] = model.global_scores()
+            elif hasattr(model, "score_sequences"):
                 scores = model.score_sequences([self.history.sequence()])[0]
             elif hasattr(model, "embed_users"):
                 scores = model.embed_items() @ self.embedding(name)[0]  # type: ignore[attr-defined]
@@ -75,6 +87,12 @@ class ScoreBoard:
                 scores = model.score(self.user, user_items=self.user_items)[0]
             self._scores[name] = np.asarray(scores, dtype=np.float32)
         return self._scores[name]
+
+    def order(self, name: str) -> np.ndarray | None:
+        """Model ``name``'s items best first when its scores are the same for every user
+        (popularity, trending without live counts), else None."""
+        self.get(name)
+        return self._orders.get(name)
 
     def blend_live(self, name: str, items: np.ndarray, counts: np.ndarray) -> None:
         """Make model ``name``'s scores the live last-24h counts, the trained order (scaled
@@ -84,13 +102,16 @@ class ScoreBoard:
         scores = (scores - scores.min()) / span * 0.5
         scores[items] += counts.astype(np.float32)
         self._scores[name] = scores
+        self._orders.pop(name, None)
 
-    def get_items(self, name: str, items: np.ndarray) -> np.ndarray:
-        """float32 (len(items),) scores of ``items``: vector models score only those."""
+    def get_items(self, name: str, items: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """float32 (len(items),) scores of ``items``: vector models score only those.
+        ``rows``: the model's item vectors of ``items`` when the caller already has them."""
         if name in self._scores or not hasattr(self.models[name], "embed_users"):
             return self.get(name)[items]
-        vectors = self.models[name].embed_items()  # type: ignore[attr-defined]
-        return np.asarray(vectors[items] @ self.embedding(name)[0], dtype=np.float32)
+        if rows is None:
+            rows = self.models[name].embed_items()[items]  # type: ignore[attr-defined]
+        return np.asarray(rows @ self.embedding(name)[0], dtype=np.float32)
 
 
 @dataclass
@@ -116,15 +137,31 @@ class SourceResult:
 EMPTY = SourceResult(np.zeros(0, np.int64), np.zeros(0, np.float32))
 
 
-def top_eligible(scores: np.ndarray, eligible: np.ndarray, n: int) -> SourceResult:
-    """The ``n`` best-scoring eligible items with finite scores, best first (ties: lower index)."""
+def top_eligible(
+    scores: np.ndarray, eligible: np.ndarray, n: int, order: np.ndarray | None = None
+) -> SourceResult:
+    """The ``n`` best-scoring eligible items with finite scores, best first (ties: lower index).
+
+    ``order``: all items best first (ties: lower index) when known in advance, as for
+    scores every user shares; the answer is then read off it instead of a partition.
+    """
+    if order is not None:
+        chosen = order[eligible[order]][: max(int(n), 0)]
+        chosen = chosen[np.isfinite(scores[chosen])]
+        return SourceResult(chosen.astype(np.int64), scores[chosen].astype(np.float32))
     masked = np.where(eligible, scores, -np.inf).astype(np.float32)
     n = int(min(n, np.count_nonzero(np.isfinite(masked))))
     if n <= 0:
         return EMPTY
-    part = np.argpartition(-masked, n - 1)[:n] if n < len(masked) else np.arange(len(masked))
-    order = np.lexsort((part, -masked[part]))
-    top = part[order]
+    if n < len(masked):
+        # The partition may cut a run of equal scores anywhere: keep everything above the
+        # cut's score and the lowest-index items at it.
+        cut = masked[np.argpartition(-masked, n - 1)[n - 1]]
+        above = np.flatnonzero(masked > cut)
+        part = np.concatenate([above, np.flatnonzero(masked == cut)[: n - len(above)]])
+    else:
+        part = np.arange(len(masked))
+    top = part[np.lexsort((part, -masked[part]))]
     return SourceResult(top.astype(np.int64), masked[top])
 
 
@@ -147,8 +184,10 @@ class ModelSource(RecallSource):
     """The top of a whole-catalog scorer (EASE, popularity, …)."""
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
-        scores = request.board.get(self.config.model or "")
-        return top_eligible(scores, request.eligible, self.config.quota)
+        name = self.config.model or ""
+        scores = request.board.get(name)
+        order = request.board.order(name)
+        return top_eligible(scores, request.eligible, self.config.quota, order)
 
 
 class AnnSource(RecallSource):
@@ -158,27 +197,20 @@ class AnnSource(RecallSource):
         super().__init__(config, model)
         if not (hasattr(model, "embed_users") and hasattr(model, "embed_items")):
             raise ModelError(f"recall source '{config.name}': model has no vectors for ANN")
-        self._index: VectorIndex | None = None
-
-    @property
-    def index(self) -> VectorIndex:
-        if self._index is None:
-            vectors = np.ascontiguousarray(self.model.embed_items(), dtype=np.float32)  # type: ignore[union-attr]
-            self._index = VectorIndex.build(vectors, kind="auto", metric="ip")
-        return self._index
+        # Built now, not on the first request: an IVF build takes seconds at 30k items.
+        if hasattr(model, "vector_index"):  # the model's own index (content: shared)
+            self.index: VectorIndex = model.vector_index()
+        else:
+            vectors = np.ascontiguousarray(model.embed_items(), dtype=np.float32)  # type: ignore[union-attr]
+            self.index = VectorIndex.build(vectors, kind="auto", metric="ip")
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
         query = request.board.embedding(self.config.model or "")
         if not np.any(query):
             return EMPTY  # no history: no taste vector
-        blocked = np.flatnonzero(~request.eligible)
-        if len(blocked) <= len(request.eligible) // 4:
-            items, scores = self.index.search(query, self.config.quota, exclude=[blocked])
-        else:
-            allowed = np.flatnonzero(request.eligible)
-            if not len(allowed):
-                return EMPTY
-            items, scores = self.index.search(query, self.config.quota, allowed=allowed)
+        if not request.eligible.any():
+            return EMPTY
+        items, scores = self.index.search(query, self.config.quota, eligible=request.eligible)
         keep = items[0] >= 0
         return SourceResult(items[0][keep], scores[0][keep])
 
@@ -196,16 +228,33 @@ class ItemToItemSource(RecallSource):
             raise ModelError(f"recall source '{config.name}': model has no item similarity")
 
     def scores(self, history: UserHistory) -> tuple[np.ndarray, np.ndarray] | None:
-        """(scores (n_items,), anchors (n_items,)) from the recent seeds, or None."""
+        """(scores (n_items,), anchors (n_items,)) from the recent seeds, or None.
+
+        A score is the decayed sum of the seeds' similarities; the anchor is the seed with
+        the largest weighted similarity (the latest seed on ties). Computed on the seeds'
+        sparse rows — a few thousand entries — never on dense (seeds × catalog) arrays.
+        """
         seeds = recent_unique(history.items, self.config.recent)
         if not len(seeds):
             return None
-        weights = SEED_DECAY ** np.arange(len(seeds), dtype=np.float32)
-        rows = self.model.similarity[seeds].toarray() * weights[:, None]  # type: ignore[union-attr]
-        return rows.sum(axis=0), seeds[np.argmax(rows, axis=0)]
+        similarity: sp.csr_matrix = self.model.similarity  # type: ignore[union-attr]
+        n_items = similarity.shape[1]
+        decay = SEED_DECAY ** np.arange(len(seeds), dtype=np.float32)
+        columns, values, rows = spread_rows(similarity, seeds, decay)
+        scores = np.bincount(columns, weights=values, minlength=n_items).astype(np.float32)
+        anchors = np.full(n_items, seeds[0], dtype=np.int64)
+        order = np.lexsort((rows, -values, columns))  # per column: best value, then latest
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = columns[order[1:]] != columns[order[:-1]]
+        anchors[columns[order[first]]] = seeds[rows[order[first]]]
+        return scores, anchors
+
+    def scores_for(self, board: ScoreBoard) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`scores` of the board's history, computed once per request."""
+        return board.memo(f"item2item:{self.name}", lambda: self.scores(board.history))
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
-        result = self.scores(request.history)
+        result = self.scores_for(request.board)
         if result is None:
             return EMPTY
         scores, anchors = result
@@ -237,20 +286,23 @@ class TrendingSource(RecallSource):
         self.regional = regional  # callable country -> bool mask, or None
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
-        scores = request.board.get(self.config.model or "")
+        name = self.config.model or ""
+        scores = request.board.get(name)
+        order = request.board.order(name)
         country = request.context.country
         if country and self.regional is not None:
             mask = self.regional(country)
             if mask is not None and mask.any():
-                local = top_eligible(scores, request.eligible & mask, self.config.quota // 2)
+                quota = self.config.quota
+                local = top_eligible(scores, request.eligible & mask, quota // 2, order)
                 rest = top_eligible(
-                    scores, request.eligible & ~mask, self.config.quota - len(local.items)
+                    scores, request.eligible & ~mask, quota - len(local.items), order
                 )
                 return SourceResult(
                     np.concatenate([local.items, rest.items]),
                     np.concatenate([local.scores, rest.scores]),
                 )
-        return top_eligible(scores, request.eligible, self.config.quota)
+        return top_eligible(scores, request.eligible, self.config.quota, order)
 
 
 class EditorSource(RecallSource):

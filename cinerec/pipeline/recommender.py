@@ -22,7 +22,7 @@ from cinerec.errors import ModelError
 from cinerec.models.base import Model
 from cinerec.pipeline.config import PipelineConfig, RerankConfig
 from cinerec.pipeline.explain import ExplainContext, explain
-from cinerec.pipeline.features import FeatureBuilder
+from cinerec.pipeline.features import DenseRows, FeatureBuilder
 from cinerec.pipeline.rankers import Ranker
 from cinerec.pipeline.recall import (
     SOURCE_KINDS,
@@ -93,10 +93,11 @@ class Recommender:
         self.model_version = model_version
         self.config_hash = config.digest()
         self.facts = CatalogFacts.from_catalog(self.catalog)
+        self.genre_rows = DenseRows(self.facts.genres)
         self.editor_picks: list[str] = list(config.editor_picks)
         self.pins: list[tuple[str, int]] = [(p.item_id, p.position) for p in config.rerank.pins]
         self.sources = self._sources()
-        self.vectors = self._content_vectors()
+        self.content_name, self.vectors = self._content_vectors()
         item2item = next((s for s in self.sources if isinstance(s, ItemToItemSource)), None)
         self.popularity = histories_popularity(histories, len(items))
         self._tastes: dict[tuple[tuple[str, ...], ...], sp.csr_matrix] = {}
@@ -108,8 +109,11 @@ class Recommender:
             is_series=self.facts.is_series,
             genres=self.facts.genres,
             vectors=self.vectors,
+            content_model=self.content_name,
             countries=self.country_mask,
-            recent_scores=(lambda h: (item2item.scores(h) or (None,))[0]) if item2item else None,
+            recent_scores=(
+                (lambda board: (item2item.scores_for(board) or (None,))[0]) if item2item else None
+            ),
         )
         self.titles = (
             self.catalog["title"].to_numpy(object)
@@ -130,11 +134,12 @@ class Recommender:
                 sources.append(SOURCE_KINDS[cfg.kind](cfg, model))
         return sources
 
-    def _content_vectors(self) -> np.ndarray | None:
-        for model in self.models.values():
+    def _content_vectors(self) -> tuple[str | None, np.ndarray | None]:
+        """(key, unit item vectors) of the content model, or (None, None)."""
+        for key, model in self.models.items():
             if model.name == "content" and hasattr(model, "embed_items"):
-                return np.asarray(model.embed_items(), dtype=np.float32)
-        return None
+                return key, np.asarray(model.embed_items(), dtype=np.float32)
+        return None, None
 
     def country_mask(self, country: str) -> np.ndarray | None:
         """bool (n_items,): items produced in ``country`` (None when the catalog lacks it)."""
@@ -143,6 +148,13 @@ class Recommender:
             return None
         column = self.facts.country_keys.index(key)
         return np.asarray(self.facts.countries[:, column].toarray()).ravel() > 0
+
+    def warm_up(self) -> None:
+        """Answer one stored user and one new visitor, so first-call costs (thread-pool
+        controllers, lazily built arrays) are paid before live traffic arrives."""
+        self.recommend(Request(user_id=None, k=10))
+        if len(self.users):
+            self.recommend(Request(user_id=str(self.users.ids[0]), k=10))
 
     # ----- entry points ----------------------------------------------------------------
     def history_for(self, request: Request) -> tuple[UserHistory, bool]:
@@ -335,15 +347,14 @@ class Recommender:
             rule_boost=scored.preference[top],
             freshness=freshness,
             vectors=self._mmr_vectors(items, cfg.mmr_space),
-            genres=self.facts.genres[items],
+            genres=self.genre_rows(items),
             affinity=affinity if len(scored.history) else None,
             pins=pins,
         )
 
     def _explain(self, scored: Scored, result: RerankResult, request: Request) -> list[RankedItem]:
         cands = scored.candidates
-        row_of = {int(item): row for row, item in enumerate(cands.items)}
-        rows = [row_of.get(int(item), -1) for item in result.items]
+        rows = [_row_of(cands.items, item) for item in result.items]
         sources = [tuple(cands.sources_of(r)) if r >= 0 else ("editor",) for r in rows]
         anchors = np.array([cands.anchors[r] if r >= 0 else -1 for r in rows], dtype=np.int64)
         resume = set(cands.items[cands.source_ranks[:, -1] > 0].tolist())
@@ -374,7 +385,7 @@ class Recommender:
     def _mmr_vectors(self, items: np.ndarray, space: str) -> np.ndarray | None:
         """Unit rows MMR compares: content vectors, or the items' genre sets."""
         if space == "genres":
-            rows = np.asarray(self.facts.genres[items].toarray(), dtype=np.float32)
+            rows = self.genre_rows(items)
             norms = np.linalg.norm(rows, axis=1, keepdims=True)
             return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
         return None if self.vectors is None else self.vectors[items]
@@ -403,6 +414,12 @@ class Recommender:
         if unknown:
             raise ModelError(f"unknown item id(s): {', '.join(unknown[:5])}")
         return idx.astype(np.int64)
+
+
+def _row_of(items: np.ndarray, item: int) -> int:
+    """The candidate row holding ``item``, -1 when it is not a candidate (a pin)."""
+    hit = np.flatnonzero(items == item)
+    return int(hit[0]) if len(hit) else -1
 
 
 def _request_time(context: Context, history: UserHistory) -> datetime:

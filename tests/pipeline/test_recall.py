@@ -19,6 +19,34 @@ def test_top_eligible_respects_the_mask_and_orders_ties_by_index() -> None:
     assert top_eligible(scores, np.zeros(5, dtype=bool), 3).items.size == 0
 
 
+def test_a_known_order_gives_the_same_answer_as_partitioning() -> None:
+    """Scores every user shares come with their order; reading the top off it must agree
+    with the partition, ties, -inf scores and masks included."""
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 40, 5000).astype(np.float32)  # many ties
+    scores[rng.random(5000) < 0.05] = -np.inf
+    order = np.argsort(-scores, kind="stable")
+    for share in (1.0, 0.5, 0.01):
+        eligible = rng.random(5000) < share
+        for n in (0, 1, 37, 300, 6000):
+            expected = top_eligible(scores, eligible, n)
+            got = top_eligible(scores, eligible, n, order)
+            np.testing.assert_array_equal(got.items, expected.items)
+            np.testing.assert_array_equal(got.scores, expected.scores)
+
+
+def test_shared_scores_are_read_only_and_ordered(recommender: Recommender) -> None:
+    from cinerec.pipeline.recall import ScoreBoard
+
+    board = ScoreBoard(recommender.models, recommender.histories.get(0), None)
+    scores, order = board.get("pop"), board.order("pop")
+    assert order is not None and not scores.flags.writeable
+    assert (np.diff(scores[order]) <= 0).all()
+    assert board.order("ease") is None  # personal scores have no shared order
+    board.blend_live("pop", np.array([order[-1]]), np.array([5.0]))
+    assert board.order("pop") is None and board.get("pop").argmax() == order[-1]
+
+
 def test_union_tags_sources_and_keeps_each_source_head_when_capped() -> None:
     a = SourceResult(np.array([1, 2, 3, 4]), np.array([4, 3, 2, 1], dtype=np.float32))
     b = SourceResult(np.array([9, 2]), np.array([1, 0.5], dtype=np.float32), np.array([7, 8]))

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from cinerec.errors import ModelError
 from cinerec.retrieval import VectorIndex, exact_top_k
-from cinerec.retrieval.ann import AUTO_FLAT_MAX
+from cinerec.retrieval.ann import AUTO_FLAT_MAX, AUTO_FLAT_MAX_VALUES
 
 
 def clustered(n: int, d: int = 16, n_clusters: int = 8, seed: int = 0) -> np.ndarray:
@@ -119,6 +119,26 @@ def test_allowed_subset(items: np.ndarray, queries: np.ndarray, kind: str) -> No
         np.testing.assert_array_equal(ids, expected)
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("share", [0.9, 0.3])
+def test_eligible_mask(items: np.ndarray, queries: np.ndarray, kind: str, share: float) -> None:
+    """A request's bool eligibility mask: only eligible items come back, k of them, and
+    exactly the eligible top-k on an exact index (dense masks go through a bitmap)."""
+    index = VectorIndex.build(items, kind=kind)
+    mask = np.random.default_rng(5).random(len(items)) < share
+    ids, scores = index.search(queries, 10, eligible=mask)
+    assert (ids >= 0).all() and mask[ids].all()
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    truth, _ = exact_top_k(items[mask], queries, 10)
+    if kind == "ivf":  # probing every cell makes IVF exact: the selector must match
+        ids, _ = index.search(queries, 10, eligible=mask, nprobe=index.params["nlist"])
+    np.testing.assert_array_equal(ids, np.flatnonzero(mask)[truth])
+    with pytest.raises(ModelError, match="mask"):
+        index.search(queries, 10, eligible=mask[:-1])
+    with pytest.raises(ModelError, match="not both"):
+        index.search(queries, 10, eligible=mask, allowed=[1, 2])
+
+
 def test_padding_when_too_few_eligible(items: np.ndarray, queries: np.ndarray) -> None:
     index = VectorIndex.build(items, kind="flat")
     ids, scores = index.search(queries[:2], 10, allowed=[5, 6, 7], exclude=[[6], []])
@@ -162,6 +182,20 @@ def test_load_rejects_mismatched_sidecar(tmp_path: Path, items: np.ndarray) -> N
 def test_auto_picks_flat_for_small_catalogs(items: np.ndarray) -> None:
     assert VectorIndex.build(items).kind == "flat"
     assert AUTO_FLAT_MAX >= 10_000
+
+
+def test_auto_picks_ivf_when_an_exact_scan_would_be_wide() -> None:
+    """Few items but wide vectors (sentence embeddings) scan as much memory per query as a
+    big catalog: auto builds an IVF index, which still finds nearly all true neighbours."""
+    points = clustered(12_030, d=384)
+    wide, queries = points[:12_000], points[12_000:]
+    assert AUTO_FLAT_MAX_VALUES < 12_000 * 384
+    index = VectorIndex.build(wide)
+    assert index.kind == "ivf"
+    truth, _ = exact_top_k(wide, queries, 100)
+    found, _ = index.search(queries, 100)
+    overlap = np.mean([len(np.intersect1d(t, f)) / 100 for t, f in zip(truth, found, strict=True)])
+    assert overlap >= 0.9
 
 
 def test_cosine_metric_ignores_norms(items: np.ndarray, queries: np.ndarray) -> None:
