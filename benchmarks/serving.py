@@ -38,6 +38,44 @@ from rich.console import Console
 from rich.table import Table
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its descendants
+    (uvicorn's workers), read from /proc; NaN where /proc is not available."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    try:
+        while todo:
+            current = todo.pop()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return float("nan")
+    return total
+
+
+class CpuMeter:
+    """Server and load-generator CPU over one phase: what each request costs the server,
+    and how much of the machine the generator itself took (it shares the two cores)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.server = tree_cpu_seconds(server_pid)
+        self.client = time.process_time()
+        self.wall = time.perf_counter()
+
+    def read(self, requests: int) -> dict:
+        server = tree_cpu_seconds(self.server_pid) - self.server
+        client = time.process_time() - self.client
+        wall = time.perf_counter() - self.wall
+        return {
+            "server_cpu_ms_per_request": round(server / max(requests, 1) * 1e3, 2),
+            "server_cores": round(server / wall, 2),
+            "generator_cores": round(client / wall, 2),
+        }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -73,7 +111,9 @@ def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Po
     raise SystemExit("the server did not become ready")
 
 
-def open_loop(base: str, rate: float, seconds: float, make_call, threads: int = 32) -> dict:
+def open_loop(
+    base: str, rate: float, seconds: float, make_call, threads: int = 32, pid: int = 0
+) -> dict:
     """Fire calls at ``rate``/s for ``seconds`` from a pool of client threads; each call's
     latency counts from its scheduled time, so queueing behind a slow server is measured.
     Every thread opens its connection (one ``/health`` call) before the clock starts, so
@@ -114,14 +154,16 @@ def open_loop(base: str, rate: float, seconds: float, make_call, threads: int = 
     for thread in pool:
         thread.start()
     ready.wait()
+    meter = CpuMeter(pid)
     clock["start"] = time.perf_counter() + 0.05
     ready.wait()
     for thread in pool:
         thread.join()
-    return summary(latencies, errors[0], n / (time.perf_counter() - clock["start"]))
+    result = summary(latencies, errors[0], n / (time.perf_counter() - clock["start"]))
+    return {**result, **meter.read(n)}
 
 
-def closed_loop(base: str, seconds: float, url: str, workers: int) -> dict:
+def closed_loop(base: str, seconds: float, url: str, workers: int, pid: int = 0) -> dict:
     """As many calls as ``workers`` threads get through: the app's throughput floor."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -136,12 +178,14 @@ def closed_loop(base: str, seconds: float, url: str, workers: int) -> dict:
                     latencies.append((time.perf_counter() - began) * 1e3)
 
     began = time.perf_counter()
+    meter = CpuMeter(pid)
     pool = [threading.Thread(target=worker) for _ in range(workers)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join()
-    return summary(latencies, 0, len(latencies) / (time.perf_counter() - began))
+    result = summary(latencies, 0, len(latencies) / (time.perf_counter() - began))
+    return {**result, **meter.read(len(latencies))}
 
 
 def summary(latencies: list[float], errors: int, rate: float) -> dict:
@@ -156,7 +200,7 @@ def summary(latencies: list[float], errors: int, rate: float) -> dict:
     }
 
 
-def run(args: argparse.Namespace, base: str, users: list[str], items: list[str]) -> dict:
+def run(args: argparse.Namespace, base: str, pid: int, users: list[str], items: list[str]) -> dict:
     rng = random.Random()  # unseeded: a rerun must not hit the previous run's cached answers
 
     def uncached(c: httpx.Client, i: int) -> httpx.Response:
@@ -179,10 +223,12 @@ def run(args: argparse.Namespace, base: str, users: list[str], items: list[str])
         return c.post("/v1/feedback", json=event)
 
     return {
-        "recommendations (uncached)": open_loop(base, args.rate, args.seconds, uncached),
-        "recommendations (cached)": open_loop(base, args.rate, args.seconds, cached),
-        "feedback": open_loop(base, args.feedback_rate, args.seconds, feedback),
-        "health (floor, 8 connections)": closed_loop(base, min(args.seconds, 10), "/health", 8),
+        "recommendations (uncached)": open_loop(base, args.rate, args.seconds, uncached, pid=pid),
+        "recommendations (cached)": open_loop(base, args.rate, args.seconds, cached, pid=pid),
+        "feedback": open_loop(base, args.feedback_rate, args.seconds, feedback, pid=pid),
+        "health (floor, 8 connections)": closed_loop(
+            base, min(args.seconds, 10), "/health", 8, pid=pid
+        ),
     }
 
 
@@ -203,14 +249,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, base = start_server(args, Path(tmp))
         try:
-            results = run(args, base, users, items)
+            results = run(args, base, proc.pid, users, items)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     title = f"cinerec serving, {args.bundle} ({len(items):,} items), {args.workers} worker(s)"
     table = Table(title=title)
     for column in ("endpoint", "target rate/s", "achieved/s", "requests", "errors",
-                   "p50 ms", "p95 ms", "p99 ms"):  # fmt: skip
+                   "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req", "server cores",
+                   "generator cores"):  # fmt: skip
         table.add_column(column, justify="right" if column != "endpoint" else "left")
     targets = {"feedback": args.feedback_rate, "health (floor, 8 connections)": float("nan")}
     for name, row in results.items():
@@ -218,6 +265,8 @@ def main() -> None:
             name, f"{targets.get(name, args.rate):.0f}", f"{row['rate_per_s']:.0f}",
             str(row["requests"]), str(row["errors"]), f"{row['p50_ms']:.2f}",
             f"{row['p95_ms']:.2f}", f"{row['p99_ms']:.2f}",
+            f"{row['server_cpu_ms_per_request']:.2f}", f"{row['server_cores']:.2f}",
+            f"{row['generator_cores']:.2f}",
         )  # fmt: skip
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

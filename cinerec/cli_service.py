@@ -77,6 +77,11 @@ def serve(
     from cinerec.serving.app import create_app
     from cinerec.serving.settings import Settings
 
+    # Concurrent requests are the parallelism: OpenMP pools (faiss, LightGBM) would only spin
+    # on the other core. Set before faiss loads, for this process and uvicorn's workers.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if workers > 1:  # one pipeline at a time per process: the processes share the cores
+        os.environ.setdefault("CINEREC_PIPELINE_CONCURRENCY", "1")
     if bundle is not None:
         os.environ["CINEREC_BUNDLE"] = str(bundle)
     if registry is not None:

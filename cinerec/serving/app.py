@@ -11,13 +11,12 @@ import logging
 import os
 import socket
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -25,9 +24,17 @@ from cinerec import __version__
 from cinerec.errors import CinerecError, IntegrityError, ModelError
 from cinerec.pipeline.rules import ConstraintError
 from cinerec.serving.metrics import Metrics
+from cinerec.serving.middleware import LimitsAndMetrics
 from cinerec.serving.routes import admin, api, ops
-from cinerec.serving.service import NotFoundError, Services, StaticHolder, UnavailableError
+from cinerec.serving.service import (
+    NotFoundError,
+    Services,
+    StaticHolder,
+    UnavailableError,
+    load_for_serving,
+)
 from cinerec.serving.settings import Settings
+from cinerec.serving.web import web
 
 log = logging.getLogger("cinerec.serving")
 
@@ -43,7 +50,7 @@ def build_services(settings: Settings) -> Services:
         from cinerec.serving.registry import HotReloader, ModelRegistry
 
         registry = ModelRegistry(settings.registry)
-        holder = HotReloader(registry, poll_s=settings.registry_poll_s)
+        holder = HotReloader(registry, poll_s=settings.registry_poll_s, loader=load_for_serving)
         holder.start()
     else:
         if settings.bundle is None or not Path(settings.bundle).exists():
@@ -73,6 +80,7 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         batch=batch,
         recent_limit=settings.recent_events,
+        pipeline_concurrency=settings.pipeline_concurrency,
     )
 
 
@@ -140,26 +148,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(api)
     app.include_router(ops)
     app.include_router(admin)
+    app.include_router(web)
 
-    @app.middleware("http")
-    async def limits_and_metrics(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse(
-                {"detail": f"body larger than {settings.max_body_bytes} bytes"}, status_code=413
-            )
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        svc = getattr(request.app.state, "services", None)
-        if svc is not None:
-            svc.metrics.http.labels(
-                route=path, method=request.method, status=str(response.status_code)
-            ).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(LimitsAndMetrics, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(ValidationError)
     async def invalid(request: Request, exc: ValidationError) -> JSONResponse:

@@ -22,14 +22,27 @@ def _column(rec: Recommender, name: str) -> np.ndarray:
     return np.array([None if v is None or v != v else v for v in values], dtype=object)
 
 
+def _genre_lists(rec: Recommender) -> list[tuple[str, ...]]:
+    """Each item's genre names (as the catalog spells them), from the genre matrix."""
+    facts = rec.facts
+    indptr, columns = facts.genres.indptr, facts.genres.indices
+    names = facts.genre_names
+    return [
+        tuple(names[c] for c in columns[indptr[i] : indptr[i + 1]]) for i in range(facts.n_items)
+    ]
+
+
 class CatalogView:
-    """Per-item title, type and duration of one model's catalog, in item-index order."""
+    """Per-item title, type, year, genres and duration of one model's catalog, in
+    item-index order."""
 
     def __init__(self, rec: Recommender) -> None:
         self.rec = rec
         self.version = rec.model_version
         self.titles = _column(rec, "title")
         self.types = _column(rec, "type")
+        self.years = [int(y) if y >= 0 else None for y in rec.facts.year]
+        self.genres = _genre_lists(rec)
         self.durations = (
             rec.catalog["duration_min"].to_numpy(dtype=float, na_value=np.nan)
             if "duration_min" in rec.catalog
@@ -45,6 +58,8 @@ class CatalogView:
             score=round(float(ranked.score), 6),
             title=self.titles[ranked.item_idx],
             type=self.types[ranked.item_idx],
+            year=self.years[ranked.item_idx],
+            genres=list(self.genres[ranked.item_idx]),
             reason=schemas.Reason(
                 code=ranked.reason.code,
                 text=ranked.reason.text,

@@ -21,6 +21,12 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+class JSONBytes(Response):
+    """A body already serialised to JSON (the route's ``response_model`` documents it)."""
+
+    media_type = "application/json"
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Names = Annotated[list[str], Query(max_length=50)]
@@ -47,7 +53,7 @@ def recommendations_get(
     year_min: Annotated[int | None, Query(ge=1800, le=2100)] = None,
     year_max: Annotated[int | None, Query(ge=1800, le=2100)] = None,
     exclude: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006
-) -> schemas.RecommendationResponse:
+) -> Response:
     """Top-k for a user (or a new visitor), with scores, reasons and recall sources."""
     age: int | str | None = max_age_rating
     if max_age_rating is not None and max_age_rating.isdigit():
@@ -68,15 +74,13 @@ def recommendations_get(
         ),
         exclude=exclude,
     )
-    return services.recommend(body)
+    return JSONBytes(services.recommend_json(body))
 
 
 @api.post("/recommendations", response_model=schemas.RecommendationResponse)
-def recommendations_post(
-    body: schemas.RecommendationRequest, services: ServicesDep
-) -> schemas.RecommendationResponse:
+def recommendations_post(body: schemas.RecommendationRequest, services: ServicesDep) -> Response:
     """Top-k with the full request body (context, filters, preferences, exclusions)."""
-    return services.recommend(body)
+    return JSONBytes(services.recommend_json(body))
 
 
 @api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)
@@ -114,8 +118,8 @@ def history(
 
 
 @ops.get("/health")
-def health() -> dict[str, str]:
-    """Liveness: the process answers."""
+async def health() -> dict[str, str]:
+    """Liveness: the process answers (on the event loop: no worker thread needed)."""
     return {"status": "ok"}
 
 

@@ -80,6 +80,8 @@ class RecommendedItem(BaseModel):
     score: float
     title: str | None = None
     type: str | None = None
+    year: int | None = None
+    genres: list[str] = []
     reason: Reason
     sources: list[str]
 

@@ -38,8 +38,23 @@ from cinerec.serving.metrics import Metrics
 from cinerec.serving.present import CatalogView
 
 log = logging.getLogger("cinerec.serving")
-PLAIN_REQUEST = schemas.RecommendationRequest()
+#: A request is "plain" (the nightly list can answer it) when these are all defaults.
+PLAIN_FIELDS = {"filters", "preferences", "exclude"}
+PLAIN_REQUEST = schemas.RecommendationRequest().model_dump(include=PLAIN_FIELDS)
 TRENDING_REFRESH_S = 2.0
+
+
+#: Response fields that differ per request: cached answers are stored without them.
+PER_REQUEST_FIELDS = {"request_id", "cached", "source"}
+#: Layout of cached entries (part of the key, so entries of another layout are never read).
+CACHE_FORMAT = "r2"
+
+
+def _with_envelope(payload: bytes, request_id: str, source: str) -> bytes:
+    """A cached-form answer (JSON object without the per-request fields) with them added."""
+    cached = "true" if source == "cache" else "false"
+    head = f'{{"request_id":"{request_id}","cached":{cached},"source":"{source}",'
+    return head.encode() + payload[1:]
 
 
 class NotFoundError(CinerecError):
@@ -50,12 +65,20 @@ class UnavailableError(CinerecError):
     """A dependency the request cannot do without is down (HTTP 503)."""
 
 
+def load_for_serving(folder: Path) -> Recommender:
+    """A bundle's recommender, warmed up (see :meth:`Recommender.warm_up`) before it
+    takes traffic — at start and on every hot reload."""
+    recommender = load_recommender(folder)
+    recommender.warm_up()
+    return recommender
+
+
 class StaticHolder:
     """Serves one bundle folder; :meth:`reload` re-reads it (a broken folder is refused)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self._value = load_recommender(self.folder)
+        self._value = load_for_serving(self.folder)
         self.last_error: str | None = None
 
     @property
@@ -68,7 +91,7 @@ class StaticHolder:
 
     def check(self) -> bool:
         try:
-            fresh = load_recommender(self.folder)
+            fresh = load_for_serving(self.folder)
         except CinerecError as exc:
             self.last_error = str(exc)
             return False
@@ -109,15 +132,23 @@ class Services:
     registry: Any | None = None  # ModelRegistry when configured
     batch: Any | None = None  # BatchStore (nightly lists) when configured
     recent_limit: int = 200
+    pipeline_concurrency: int = 2  # pipeline runs at once; the rest wait their turn
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        self._pipeline_slots = threading.BoundedSemaphore(self.pipeline_concurrency)
         self._catalog: CatalogView | None = None
         self._trending: tuple[float, tuple[tuple[str, float], ...]] = (0.0, ())
         self.note_model()
+        self._view(self.holder.value)
 
     # ----- recommendations ---------------------------------------------------------------
     def recommend(self, body: schemas.RecommendationRequest) -> schemas.RecommendationResponse:
+        """The answer as a model (for Python callers); the API sends :meth:`recommend_json`."""
+        return schemas.RecommendationResponse.model_validate_json(self.recommend_json(body))
+
+    def recommend_json(self, body: schemas.RecommendationRequest) -> bytes:
+        """The answer as JSON, serialised once. Cached answers are kept as this JSON minus
+        the per-request fields and get them spliced back on a hit, never parsed."""
         rec: Recommender = self.holder.value  # one model for the whole request
         request_id = uuid.uuid4().hex
         key = self._cache_key(rec, body)
@@ -125,18 +156,16 @@ class Services:
             payload = self.cache.get(body.user_id, key)
             self.metrics.cache.labels(result="hit" if payload else "miss").inc()
             if payload:
-                cached = schemas.RecommendationResponse.model_validate_json(payload)
                 self.metrics.answers.labels(source="cache").inc()
-                return cached.model_copy(
-                    update={"request_id": request_id, "cached": True, "source": "cache"}
-                )
+                return _with_envelope(payload, request_id, "cache")
         # Only a miss needs the online events: feedback invalidates a user's cached answers.
         online = self.state.recent(body.user_id)[-self.recent_limit :] if body.user_id else []
         batched = self._batch_answer(rec, body, online, request_id)
         if batched is not None:
-            return batched
+            return batched.model_dump_json().encode()
         request = self._request(rec, body, online)
-        result = rec.recommend(request)
+        with self._pipeline_slots:
+            result = rec.recommend(request)
         for stage, ms in result.timings_ms.items():
             self.metrics.stage.labels(stage=stage).observe(ms / 1e3)
         for source, count in result.per_source.items():
@@ -153,10 +182,11 @@ class Services:
             config_hash=result.config_hash,
             cold_start=not known and not online,
         )
+        payload = response.model_dump_json(exclude=PER_REQUEST_FIELDS).encode()
         if body.user_id:
-            self.cache.set(body.user_id, key, response.model_dump_json().encode())
+            self.cache.set(body.user_id, key, payload)
         self.metrics.answers.labels(source="pipeline").inc()
-        return response
+        return _with_envelope(payload, request_id, "pipeline")
 
     def _request(
         self, rec: Recommender, body: schemas.RecommendationRequest, online: list[FeedbackEvent]
@@ -212,11 +242,7 @@ class Services:
         request_id: str,
     ) -> schemas.RecommendationResponse | None:
         """The nightly list, for a known user with no activity since and a plain request."""
-        plain = body.model_dump(include={"filters", "preferences", "exclude"}) == (
-            schemas.RecommendationRequest().model_dump(
-                include={"filters", "preferences", "exclude"}
-            )
-        )
+        plain = body.model_dump(include=PLAIN_FIELDS) == PLAIN_REQUEST
         if self.batch is None or not body.user_id or online or not plain:
             return None
         stored = self.batch.get(rec.model_version, body.user_id)
@@ -238,7 +264,7 @@ class Services:
         if body.context.time is None:
             shape["context"]["time"] = None
         digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
-        return f"{rec.model_version}:{rec.config_hash}:{digest}"
+        return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{digest}"
 
     def _view(self, rec: Recommender) -> CatalogView:
         """The item fields of the served model (rebuilt when a new version is served)."""

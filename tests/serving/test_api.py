@@ -92,6 +92,12 @@ def test_bad_input_gets_a_4xx_with_a_reason(client: TestClient) -> None:
         "/v1/feedback", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
     )
     assert big.status_code == 413
+    streamed = client.post(  # no content-length: the limit counts the chunks as they come
+        "/v1/feedback",
+        content=iter([b"x" * 600_000, b"x" * 600_000]),
+        headers={"content-type": "application/json"},
+    )
+    assert streamed.status_code == 413 and "body larger" in streamed.json()["detail"]
 
 
 def test_similar_and_history(client: TestClient) -> None:
@@ -118,6 +124,8 @@ def test_operations_endpoints(client: TestClient) -> None:
         "cinerec_model_info",
     ):
         assert name in metrics
+    route_label = 'route="/v1/recommendations",status="200"'
+    assert route_label in metrics  # the route template, not the raw path
     assert client.get("/openapi.json").status_code == 200
 
 
