@@ -20,6 +20,8 @@ from cinerec.models.base import Model, register
 from cinerec.retrieval.ann import VectorIndex
 
 DAY_SECONDS: Final = 86_400.0
+#: Trained users whose taste vectors are kept between requests (a few KB each).
+PROFILE_CACHE: Final = 20_000
 _META_COLUMNS: Final = ("genres", "type", "country", "language", "year", "min_age",
                         "duration_min", "seasons")  # fmt: skip
 #: Feature blocks kept in memory across fits (a tuning run refits on one catalog).
@@ -109,6 +111,7 @@ class ContentModel(Model):
         self.vectors: np.ndarray | None = None  # (n_items, d) float32, unit rows
         self._index: VectorIndex | None = None  # built on first use (vector_index)
         self._index_lock = threading.Lock()
+        self._profile_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.weights: sp.csr_matrix | None = None  # (n_users, n_items) profile weights
         self.skipped: sp.csr_matrix | None = None  # (n_users, n_items) 1 where skipped
 
@@ -148,6 +151,7 @@ class ContentModel(Model):
             )
         self.vectors = np.ascontiguousarray(self.item_vectors(data.catalog))
         self._index = None
+        self._profile_cache = OrderedDict()
         self.weights = self._profile_weights(data)
         skips = data.skips
         if skips is None:
@@ -221,8 +225,27 @@ class ContentModel(Model):
         history = self.history(user_idx, user_items)  # validates indices and shape
         if user_items is None:
             rows = np.asarray(user_idx, dtype=np.int64)
+            if len(rows) == 1:  # one request: the stored user's profile, computed once
+                return self._stored_profile(int(rows[0]))[None, :]
             return self._profiles(weights[rows], skipped[rows], vectors)
         return self._profiles(history, None, vectors)
+
+    def _stored_profile(self, user: int) -> np.ndarray:
+        """A trained user's taste vector (read-only), like ALS's stored user factors but
+        computed on first use and kept for the last :data:`PROFILE_CACHE` users."""
+        with self._index_lock:
+            found = self._profile_cache.get(user)
+            if found is not None:
+                self._profile_cache.move_to_end(user)
+                return found
+        vectors, weights, skipped = self._fitted()
+        profile = self._profiles(weights[user], skipped[user], vectors)[0]
+        profile.flags.writeable = False
+        with self._index_lock:
+            self._profile_cache[user] = profile
+            while len(self._profile_cache) > PROFILE_CACHE:
+                self._profile_cache.popitem(last=False)
+        return profile
 
     def embed_items(self) -> np.ndarray:
         """Unit item vectors (n_items, d)."""
@@ -284,6 +307,7 @@ class ContentModel(Model):
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.vectors = arrays["vectors"].astype(np.float32, copy=False)
         self._index = None
+        self._profile_cache = OrderedDict()
         self.weights, self.skipped = (
             sp.csr_matrix(
                 (arrays[f"{p}.data"], arrays[f"{p}.indices"], arrays[f"{p}.indptr"]),

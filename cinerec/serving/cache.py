@@ -127,6 +127,11 @@ class RecommendationCache:
         self._unsent: OrderedDict[str, float] = OrderedDict()
         self._unsent_all_until = 0.0
 
+    @property
+    def in_process(self) -> bool:
+        """True when entries live in this process (no Redis): a lookup never blocks."""
+        return self._local is not None
+
     def get(self, user_id: str, key: str) -> bytes | None:
         """The cached answer, or None (a miss)."""
         local = self._local is not None

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from cinerec.serving import schemas
 from cinerec.serving.service import Services
@@ -37,7 +38,7 @@ admin = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 @api.get("/recommendations", response_model=schemas.RecommendationResponse)
-def recommendations_get(
+async def recommendations_get(
     services: ServicesDep,
     user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     session_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
@@ -74,13 +75,24 @@ def recommendations_get(
         ),
         exclude=exclude,
     )
-    return JSONBytes(services.recommend_json(body))
+    return JSONBytes(await answer(services, body))
 
 
 @api.post("/recommendations", response_model=schemas.RecommendationResponse)
-def recommendations_post(body: schemas.RecommendationRequest, services: ServicesDep) -> Response:
+async def recommendations_post(
+    body: schemas.RecommendationRequest, services: ServicesDep
+) -> Response:
     """Top-k with the full request body (context, filters, preferences, exclusions)."""
-    return JSONBytes(services.recommend_json(body))
+    return JSONBytes(await answer(services, body))
+
+
+async def answer(services: Services, body: schemas.RecommendationRequest) -> bytes:
+    """An in-process cache hit is answered on the event loop; everything else (the
+    pipeline, Redis round trips) runs in a worker thread."""
+    if services.cache.in_process and (hit := services.cached_json(body)) is not None:
+        return hit
+    probe = not services.cache.in_process
+    return await run_in_threadpool(lambda: services.recommend_json(body, probe=probe))
 
 
 @api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)

@@ -146,18 +146,27 @@ class Services:
         """The answer as a model (for Python callers); the API sends :meth:`recommend_json`."""
         return schemas.RecommendationResponse.model_validate_json(self.recommend_json(body))
 
-    def recommend_json(self, body: schemas.RecommendationRequest) -> bytes:
+    def cached_json(self, body: schemas.RecommendationRequest) -> bytes | None:
+        """The cached answer (with this request's id) or None; counts the hit or miss."""
+        if not body.user_id:
+            return None
+        rec: Recommender = self.holder.value
+        payload = self.cache.get(body.user_id, self._cache_key(rec, body))
+        self.metrics.cache.labels(result="hit" if payload else "miss").inc()
+        if not payload:
+            return None
+        self.metrics.answers.labels(source="cache").inc()
+        return _with_envelope(payload, uuid.uuid4().hex, "cache")
+
+    def recommend_json(self, body: schemas.RecommendationRequest, *, probe: bool = True) -> bytes:
         """The answer as JSON, serialised once. Cached answers are kept as this JSON minus
-        the per-request fields and get them spliced back on a hit, never parsed."""
+        the per-request fields and get them spliced back on a hit, never parsed.
+        ``probe=False``: the caller already missed in the cache (:meth:`cached_json`)."""
+        if probe and (hit := self.cached_json(body)) is not None:
+            return hit
         rec: Recommender = self.holder.value  # one model for the whole request
         request_id = uuid.uuid4().hex
         key = self._cache_key(rec, body)
-        if body.user_id:
-            payload = self.cache.get(body.user_id, key)
-            self.metrics.cache.labels(result="hit" if payload else "miss").inc()
-            if payload:
-                self.metrics.answers.labels(source="cache").inc()
-                return _with_envelope(payload, request_id, "cache")
         # Only a miss needs the online events: feedback invalidates a user's cached answers.
         online = self.state.recent(body.user_id)[-self.recent_limit :] if body.user_id else []
         batched = self._batch_answer(rec, body, online, request_id)

@@ -166,6 +166,22 @@ def test_similar_items_for_a_cold_series() -> None:
         model.similar_items(np.array([len(ITEMS)]))
 
 
+def test_one_stored_user_profile_is_the_batch_row_kept_read_only() -> None:
+    """A request's single stored user gets the same taste vector as a batch of users,
+    computed once and kept (read-only) for later requests; a refit forgets it."""
+    data = small_data()
+    model = ContentModel(**FAST, skip_weight=1.0).fit(data)
+    users = data.users.lookup(["fan", "mixed", "nature"])
+    batch = model.embed_users(users, None)
+    for row, user in enumerate(users):
+        one = model.embed_users(np.array([user]), None)
+        np.testing.assert_allclose(one[0], batch[row], rtol=1e-6, atol=1e-7)
+        assert np.shares_memory(model.embed_users(np.array([user]), None), one)  # kept
+        assert not one[0].flags.writeable
+    model.fit(data)
+    assert not model._profile_cache  # a new fit starts with no stored profiles
+
+
 def test_user_items_builds_the_profile() -> None:
     data = small_data()
     model = ContentModel(**FAST).fit(data)
