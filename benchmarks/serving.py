@@ -200,6 +200,14 @@ def summary(latencies: list[float], errors: int, rate: float) -> dict:
     }
 
 
+NAMES = {
+    "uncached": "recommendations (uncached)",
+    "cached": "recommendations (cached)",
+    "feedback": "feedback",
+    "health": "health (floor, 8 connections)",
+}
+
+
 def run(args: argparse.Namespace, base: str, pid: int, users: list[str], items: list[str]) -> dict:
     rng = random.Random()  # unseeded: a rerun must not hit the previous run's cached answers
 
@@ -222,14 +230,13 @@ def run(args: argparse.Namespace, base: str, pid: int, users: list[str], items: 
                  "event_id": uuid.uuid4().hex}  # fmt: skip
         return c.post("/v1/feedback", json=event)
 
-    return {
-        "recommendations (uncached)": open_loop(base, args.rate, args.seconds, uncached, pid=pid),
-        "recommendations (cached)": open_loop(base, args.rate, args.seconds, cached, pid=pid),
-        "feedback": open_loop(base, args.feedback_rate, args.seconds, feedback, pid=pid),
-        "health (floor, 8 connections)": closed_loop(
-            base, min(args.seconds, 10), "/health", 8, pid=pid
-        ),
+    phases = {
+        "uncached": lambda: open_loop(base, args.rate, args.seconds, uncached, pid=pid),
+        "cached": lambda: open_loop(base, args.rate, args.seconds, cached, pid=pid),
+        "feedback": lambda: open_loop(base, args.feedback_rate, args.seconds, feedback, pid=pid),
+        "health": lambda: closed_loop(base, min(args.seconds, 10), "/health", 8, pid=pid),
     }
+    return {NAMES[name]: phases[name]() for name in NAMES if name in args.phases}
 
 
 def main() -> None:
@@ -240,6 +247,10 @@ def main() -> None:
     parser.add_argument("--feedback-rate", type=float, default=500.0)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--redis-url", default=None)
+    parser.add_argument(
+        "--phases", type=lambda v: set(v.split(",")), default=set(NAMES),
+        help="comma-separated subset of: " + ",".join(NAMES),
+    )  # fmt: skip
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks/serving.json"))
     args = parser.parse_args()

@@ -14,7 +14,6 @@ online state, so a skipped item is gone and the sequence model sees the click.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -251,8 +250,9 @@ class Services:
         request_id: str,
     ) -> schemas.RecommendationResponse | None:
         """The nightly list, for a known user with no activity since and a plain request."""
-        plain = body.model_dump(include=PLAIN_FIELDS) == PLAIN_REQUEST
-        if self.batch is None or not body.user_id or online or not plain:
+        if self.batch is None or not body.user_id or online:
+            return None
+        if body.model_dump(include=PLAIN_FIELDS) != PLAIN_REQUEST:
             return None
         stored = self.batch.get(rec.model_version, body.user_id)
         if stored is None or len(stored) < body.k:
@@ -269,10 +269,8 @@ class Services:
         )
 
     def _cache_key(self, rec: Recommender, body: schemas.RecommendationRequest) -> str:
-        shape = body.model_dump(mode="json", exclude={"user_id", "session_id"})
-        if body.context.time is None:
-            shape["context"]["time"] = None
-        digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+        shape = body.model_dump_json(exclude={"user_id", "session_id"})  # fields in order
+        digest = hashlib.sha1(shape.encode()).hexdigest()[:16]
         return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{digest}"
 
     def _view(self, rec: Recommender) -> CatalogView:
