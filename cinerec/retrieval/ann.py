@@ -131,6 +131,7 @@ class VectorIndex:
         self.d = d
         self._max_norm = float(params.get("max_norm", 0.0))
         self._stored: np.ndarray | None = None
+        self._source: np.ndarray | None = None  # the indexed vectors, when the caller holds them
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -175,7 +176,12 @@ class VectorIndex:
                 index, full = build_hnsw(x, full)
             else:
                 index, full = build_ivf(x, full, seed)
-        return cls(index, kind=kind, metric=metric, params=full, n=n, d=d)
+        built = cls(index, kind=kind, metric=metric, params=full, n=n, d=d)
+        if kind == "ivf" and x is vectors:
+            # The caller's own array (no copy was made): exact searches within a subset
+            # gather from it instead of reconstructing vectors from the inverted lists.
+            built._source = x
+        return built
 
     # ------------------------------------------------------------------ searching
     def search(
@@ -279,6 +285,8 @@ class VectorIndex:
     def _vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored (possibly normalised) vectors of ``ids``, (len(ids), d) float32."""
         if self.kind == "ivf":
+            if self._source is not None:
+                return self._source[ids]
             if self.index.direct_map.type == faiss.DirectMap.NoMap:
                 self.index.make_direct_map()
             return self.index.reconstruct_batch(ids)
