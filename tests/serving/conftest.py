@@ -12,6 +12,7 @@ from cinerec.serving.app import create_app
 from cinerec.serving.settings import Settings
 from cinerec.training.train import train_bundle
 from tests.pipeline.conftest import rich_dataset
+from tests.services import ThrowawayRedis, throwaway_redis
 
 ADMIN_KEY = "test-admin-key-123"
 
@@ -38,6 +39,12 @@ def make_settings(folder: Path, tmp: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture()
+def redis_server(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """A throwaway redis-server that the test may kill, pause and restart."""
+    yield from throwaway_redis(tmp_path)
 
 
 @pytest.fixture()

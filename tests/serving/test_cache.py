@@ -5,19 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from cinerec.serving.cache import RecommendationCache
-from tests.services import ThrowawayRedis, drop_prefix, redis_or_skip, throwaway_redis
+from tests.services import ThrowawayRedis, drop_prefix, redis_or_skip
 
 Factory = Callable[..., RecommendationCache]
-
-
-@pytest.fixture(name="server")
-def _server(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    yield from throwaway_redis(tmp_path)
 
 
 @pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.integration)])
@@ -107,17 +101,19 @@ def _timed(call: Callable[[], object]) -> object:
 
 
 @pytest.mark.integration
-def test_partition_never_serves_an_answer_invalidated_meanwhile(server: ThrowawayRedis) -> None:
-    cache = RecommendationCache(server.url, backoff_s=0.2, max_backoff_s=0.5)
-    other = RecommendationCache(server.url)  # another replica
+def test_partition_never_serves_an_answer_invalidated_meanwhile(
+    redis_server: ThrowawayRedis,
+) -> None:
+    cache = RecommendationCache(redis_server.url, backoff_s=0.2, max_backoff_s=0.5)
+    other = RecommendationCache(redis_server.url)  # another replica
     cache.set("u1", "k", b"before")
     cache.set("u2", "k", b"kept")
-    server.pause()  # requests now time out
+    redis_server.pause()  # requests now time out
     assert _timed(lambda: cache.get("u2", "k")) is None  # no caching during the outage
     _timed(lambda: cache.invalidate("u1"))  # cannot reach Redis
     _timed(lambda: cache.set("u1", "k", b"during"))
     assert not _timed(cache.healthy)
-    server.resume()
+    redis_server.resume()
     deadline = time.monotonic() + 5
     while not cache.healthy():
         assert time.monotonic() < deadline, "no recovery within 5 s"
@@ -130,16 +126,16 @@ def test_partition_never_serves_an_answer_invalidated_meanwhile(server: Throwawa
 
 
 @pytest.mark.integration
-def test_redis_gone_and_back(server: ThrowawayRedis) -> None:
-    cache = RecommendationCache(server.url, backoff_s=0.2, max_backoff_s=0.5)
+def test_redis_gone_and_back(redis_server: ThrowawayRedis) -> None:
+    cache = RecommendationCache(redis_server.url, backoff_s=0.2, max_backoff_s=0.5)
     cache.set("u1", "k", b"x")
-    server.kill()
+    redis_server.kill()
     for _ in range(3):
         assert _timed(lambda: cache.get("u1", "k")) is None
         _timed(lambda: cache.set("u1", "k", b"y"))
         _timed(lambda: cache.invalidate("u2"))
     assert not cache.healthy()
-    server.start()
+    redis_server.start()
     deadline = time.monotonic() + 5
     while not cache.healthy():
         assert time.monotonic() < deadline, "no recovery within 5 s"

@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,7 +23,6 @@ from tests.services import (
     drop_prefix,
     free_port,
     redis_or_skip,
-    throwaway_redis,
 )
 
 BASE = float(int(time.time() // 3600) * 3600 + 1800)  # the middle of the current hour
@@ -35,11 +33,6 @@ def event(user: str, item: str, at: float, action: str = "click") -> FeedbackEve
 
 
 # -- fixtures ------------------------------------------------------------------------------
-@pytest.fixture(name="server")
-def _server(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    yield from throwaway_redis(tmp_path)
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 def state(request: pytest.FixtureRequest) -> Iterator[OnlineState]:
     if request.param == "memory":
@@ -140,14 +133,16 @@ def test_make_state() -> None:
 
 
 @pytest.mark.integration
-def test_resilient_state_outage_and_recovery(server: ThrowawayRedis) -> None:
-    state = ResilientState(RedisState(server.url, prefix="t"), backoff_s=0.2, max_backoff_s=0.5)
+def test_resilient_state_outage_and_recovery(redis_server: ThrowawayRedis) -> None:
+    state = ResilientState(
+        RedisState(redis_server.url, prefix="t"), backoff_s=0.2, max_backoff_s=0.5
+    )
     before = event("u1", "a", BASE)
     state.record([before])
     assert state.healthy()
-    assert [e.item_id for e in RedisState(server.url, prefix="t").recent("u1")] == ["a"]
+    assert [e.item_id for e in RedisState(redis_server.url, prefix="t").recent("u1")] == ["a"]
 
-    server.kill()
+    redis_server.kill()
     during = [event("u1", "b", BASE + 1), event("u2", "b", BASE + 2)]
     user_only = event("u3", "c", BASE + 3)
     calls = [
@@ -167,13 +162,13 @@ def test_resilient_state_outage_and_recovery(server: ThrowawayRedis) -> None:
     assert not state.healthy()
     assert state.pending_replay == 3
 
-    server.start()  # empty: the killed server persisted nothing
+    redis_server.start()  # empty: the killed server persisted nothing
     deadline = time.monotonic() + 5
     while not state.healthy():
         assert time.monotonic() < deadline, "no recovery within 5 s"
         time.sleep(0.05)
     assert state.pending_replay == 0
-    fresh = RedisState(server.url, prefix="t")
+    fresh = RedisState(redis_server.url, prefix="t")
     assert [e.event_id for e in fresh.recent("u1")] == [during[0].event_id]
     assert [e.event_id for e in fresh.recent("u3")] == [user_only.event_id]
     assert fresh.trending(now=BASE) == [("b", 2.0)]  # record_user's event does not trend
