@@ -58,6 +58,22 @@ def test_read_after_write_through_postgres_and_redis(
         log.close()
 
 
+def stream_client(
+    bundle_folder: Path, tmp_path: Path, prefix: str, *, consumer: bool
+) -> TestClient:
+    """An API client on Redis under ``prefix``, with or without its in-process consumer."""
+    settings = make_settings(
+        bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix, stream_consumer=consumer
+    )
+    return TestClient(create_app(settings))
+
+
+def post_events(client: TestClient, *, users: str, item: str, action: str, n: int) -> None:
+    """One batch: ``n`` different users (``users`` + number) each ``action`` on ``item``."""
+    events = [{"user_id": f"{users}{k}", "item_id": item, "action": action} for k in range(n)]
+    assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
+
+
 def test_the_stream_consumer_maintains_shared_aggregates(
     bundle_folder: Path, tmp_path: Path, services_up: None
 ) -> None:
@@ -65,12 +81,8 @@ def test_the_stream_consumer_maintains_shared_aggregates(
     from cinerec.serving.stream import consume
 
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(
-        bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix, stream_consumer=False
-    )
-    with TestClient(create_app(settings)) as client:
-        events = [{"user_id": f"v{n}", "item_id": "i9", "action": "like"} for n in range(12)]
-        assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
+    with stream_client(bundle_folder, tmp_path, prefix, consumer=False) as client:
+        post_events(client, users="v", item="i9", action="like", n=12)
     shared = RedisState(REDIS, prefix=prefix)
     processed = consume(
         REDIS, shared, consumer="test", stream=f"{prefix}:events", max_batches=5, block_ms=100
@@ -85,12 +97,8 @@ def test_the_service_runs_its_own_consumer(
     import time
 
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(
-        bundle_folder, tmp_path, redis_url=REDIS, redis_prefix=prefix, stream_consumer=True
-    )
-    with TestClient(create_app(settings)) as client:
-        events = [{"user_id": f"w{n}", "item_id": "i8", "action": "view"} for n in range(7)]
-        assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
+    with stream_client(bundle_folder, tmp_path, prefix, consumer=True) as client:
+        post_events(client, users="w", item="i8", action="view", n=7)
         services = client.app.state.services  # type: ignore[attr-defined]
         deadline = time.monotonic() + 10
         while dict(services.state.trending(n=10)).get("i8") != 7:
