@@ -89,10 +89,12 @@ async def recommendations_post(
 async def answer(services: Services, body: schemas.RecommendationRequest) -> bytes:
     """An in-process cache hit is answered on the event loop; everything else (the
     pipeline, Redis round trips) runs in a worker thread."""
-    if services.cache.in_process and (hit := services.cached_json(body)) is not None:
+    if not services.cache.in_process:
+        return await run_in_threadpool(services.recommend_json, body)
+    key = services.cache_key(body)
+    if (hit := services.cached_json(body, key)) is not None:
         return hit
-    probe = not services.cache.in_process
-    return await run_in_threadpool(lambda: services.recommend_json(body, probe=probe))
+    return await run_in_threadpool(services.recommend_json, body, key)
 
 
 @api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)

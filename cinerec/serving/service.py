@@ -141,31 +141,34 @@ class Services:
         self._view(self.holder.value)
 
     # ----- recommendations ---------------------------------------------------------------
-    def recommend(self, body: schemas.RecommendationRequest) -> schemas.RecommendationResponse:
-        """The answer as a model (for Python callers); the API sends :meth:`recommend_json`."""
-        return schemas.RecommendationResponse.model_validate_json(self.recommend_json(body))
+    def cache_key(self, body: schemas.RecommendationRequest) -> str:
+        """The answer cache's key of ``body`` under the served model and config."""
+        rec: Recommender = self.holder.value
+        shape = body.model_dump_json(exclude={"user_id", "session_id"})  # fields in order
+        digest = hashlib.sha1(shape.encode()).hexdigest()[:16]
+        return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{digest}"
 
-    def cached_json(self, body: schemas.RecommendationRequest) -> bytes | None:
+    def cached_json(self, body: schemas.RecommendationRequest, key: str) -> bytes | None:
         """The cached answer (with this request's id) or None; counts the hit or miss."""
         if not body.user_id:
             return None
-        rec: Recommender = self.holder.value
-        payload = self.cache.get(body.user_id, self._cache_key(rec, body))
+        payload = self.cache.get(body.user_id, key)
         self.metrics.cache.labels(result="hit" if payload else "miss").inc()
         if not payload:
             return None
         self.metrics.answers.labels(source="cache").inc()
         return _with_envelope(payload, uuid.uuid4().hex, "cache")
 
-    def recommend_json(self, body: schemas.RecommendationRequest, *, probe: bool = True) -> bytes:
+    def recommend_json(self, body: schemas.RecommendationRequest, key: str | None = None) -> bytes:
         """The answer as JSON, serialised once. Cached answers are kept as this JSON minus
         the per-request fields and get them spliced back on a hit, never parsed.
-        ``probe=False``: the caller already missed in the cache (:meth:`cached_json`)."""
-        if probe and (hit := self.cached_json(body)) is not None:
-            return hit
-        rec: Recommender = self.holder.value  # one model for the whole request
+        ``key``: given when the caller already missed in the cache with it."""
+        if key is None:
+            key = self.cache_key(body)
+            if (hit := self.cached_json(body, key)) is not None:
+                return hit
+        rec: Recommender = self.holder.value  # one model for the rest of the request
         request_id = uuid.uuid4().hex
-        key = self._cache_key(rec, body)
         # Only a miss needs the online events: feedback invalidates a user's cached answers.
         online = self.state.recent(body.user_id)[-self.recent_limit :] if body.user_id else []
         batched = self._batch_answer(rec, body, online, request_id)
@@ -267,11 +270,6 @@ class Services:
             cold_start=False,
             source="batch",
         )
-
-    def _cache_key(self, rec: Recommender, body: schemas.RecommendationRequest) -> str:
-        shape = body.model_dump_json(exclude={"user_id", "session_id"})  # fields in order
-        digest = hashlib.sha1(shape.encode()).hexdigest()[:16]
-        return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{digest}"
 
     def _view(self, rec: Recommender) -> CatalogView:
         """The item fields of the served model (rebuilt when a new version is served)."""
