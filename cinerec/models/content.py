@@ -110,7 +110,7 @@ class ContentModel(Model):
             raise ModelError("content: text_model must be a model folder / name or null")
         self.vectors: np.ndarray | None = None  # (n_items, d) float32, unit rows
         self._index: VectorIndex | None = None  # built on first use (vector_index)
-        self._index_lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the index build and the profile cache
         self._profile_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.weights: sp.csr_matrix | None = None  # (n_users, n_items) profile weights
         self.skipped: sp.csr_matrix | None = None  # (n_users, n_items) 1 where skipped
@@ -233,7 +233,7 @@ class ContentModel(Model):
     def _stored_profile(self, user: int) -> np.ndarray:
         """A trained user's taste vector (read-only), like ALS's stored user factors but
         computed on first use and kept for the last :data:`PROFILE_CACHE` users."""
-        with self._index_lock:
+        with self._lock:
             found = self._profile_cache.get(user)
             if found is not None:
                 self._profile_cache.move_to_end(user)
@@ -241,7 +241,7 @@ class ContentModel(Model):
         vectors, weights, skipped = self._fitted()
         profile = self._profiles(weights[user], skipped[user], vectors)[0]
         profile.flags.writeable = False
-        with self._index_lock:
+        with self._lock:
             self._profile_cache[user] = profile
             while len(self._profile_cache) > PROFILE_CACHE:
                 self._profile_cache.popitem(last=False)
@@ -283,7 +283,7 @@ class ContentModel(Model):
     def vector_index(self) -> VectorIndex:
         """The Faiss index over the item vectors (built once; "more like this" and the
         pipeline's content recall share it)."""
-        with self._index_lock:
+        with self._lock:
             if self._index is None:
                 self._index = VectorIndex.build(self._fitted()[0], kind="auto", metric="ip")
             return self._index
