@@ -15,6 +15,7 @@ import numpy as np
 
 from cinerec.errors import ModelError
 from cinerec.pipeline.rankers.base import Ranker, RankingData, ndcg_at_k, register
+from cinerec.pipeline.rankers.compiled import CompiledForest
 
 MODEL_FILE = "lightgbm.txt"
 #: LightGBM's default lambdarank label_gain covers labels 0..30.
@@ -35,6 +36,9 @@ class LightGBMRanker(Ranker):
     validation NDCG@10 and the model keeps only the best iteration's trees, so saved and
     in-memory predictions agree. Training uses ``threads`` threads, prediction one.
 
+    A loaded ranker predicts with its forest compiled to native code
+    (:class:`CompiledForest`, ~6x faster, same scores) where that works, else with LightGBM.
+
     Defaults keep prediction within ~3 ms per 1000-row query on one thread: LightGBM
     costs ~20-30 ns per tree per row, so 100 trees of 15 leaves take ~2 ms while 400
     trees of 31 leaves take ~18 ms. Raise ``n_estimators`` / ``num_leaves`` only with
@@ -46,6 +50,7 @@ class LightGBMRanker(Ranker):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.booster: lgb.Booster | None = None
+        self.compiled: CompiledForest | None = None
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -128,6 +133,7 @@ class LightGBMRanker(Ranker):
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         # Keep only the best trees: what is saved is exactly what predicts now.
         self.booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        self.compiled = None
         self.feature_names = train.feature_names
         self.validation_ndcg = None
         if valid is not None:
@@ -138,6 +144,8 @@ class LightGBMRanker(Ranker):
     def _predict(self, features: np.ndarray) -> np.ndarray:
         if self.booster is None:
             raise ModelError("lightgbm ranker is not fitted")
+        if self.compiled is not None:
+            return self.compiled.predict(features)
         return self.booster.predict(features, num_threads=1)
 
     def importances(self) -> dict[str, float]:
@@ -165,3 +173,4 @@ class LightGBMRanker(Ranker):
             raise ModelError(f"{path}: cannot load LightGBM model ({exc})") from exc
         if self.booster.num_feature() != len(self.feature_names):
             raise ModelError(f"{path}: model has {self.booster.num_feature()} features")
+        self.compiled = CompiledForest.compile(path)
