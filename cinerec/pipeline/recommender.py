@@ -93,6 +93,7 @@ class Recommender:
         self.model_version = model_version
         self.config_hash = config.digest()
         self.facts = CatalogFacts.from_catalog(self.catalog)
+        self._country_masks: dict[str, np.ndarray] = {}
         self.genre_rows = DenseRows(self.facts.genres)
         self.editor_picks: list[str] = list(config.editor_picks)
         self.pins: list[tuple[str, int]] = [(p.item_id, p.position) for p in config.rerank.pins]
@@ -142,12 +143,20 @@ class Recommender:
         return None, None
 
     def country_mask(self, country: str) -> np.ndarray | None:
-        """bool (n_items,): items produced in ``country`` (None when the catalog lacks it)."""
+        """bool (n_items,): items produced in ``country`` (None when the catalog lacks it).
+
+        Read-only and kept per country: a sparse column to dense costs ~0.4 ms a request.
+        """
         key = country.strip().casefold()
         if key not in self.facts.country_keys:
             return None
-        column = self.facts.country_keys.index(key)
-        return np.asarray(self.facts.countries[:, column].toarray()).ravel() > 0
+        mask = self._country_masks.get(key)
+        if mask is None:
+            column = self.facts.country_keys.index(key)
+            mask = np.asarray(self.facts.countries[:, column].toarray()).ravel() > 0
+            mask.flags.writeable = False
+            self._country_masks[key] = mask  # at most one per catalog country
+        return mask
 
     def warm_up(self) -> None:
         """Answer one stored user and one new visitor, so first-call costs (thread-pool

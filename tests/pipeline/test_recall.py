@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from cinerec.data.matrix import InteractionMatrix
-from cinerec.pipeline.recall import SourceResult, recent_unique, top_eligible, union
+from cinerec.pipeline.config import SourceConfig
+from cinerec.pipeline.recall import (
+    AnnSource,
+    RecallRequest,
+    ScoreBoard,
+    SourceResult,
+    recent_unique,
+    top_eligible,
+    union,
+)
 from cinerec.pipeline.recommender import Recommender, Request
 from cinerec.pipeline.types import Constraints
 from tests.pipeline.conftest import make_recommender
@@ -88,7 +99,34 @@ def test_every_source_contributes_and_only_eligible_items_come_back(
 
 def test_ann_source_serves_vectors_through_faiss(recommender: Recommender) -> None:
     ann = next(s for s in recommender.sources if s.name == "als")
-    assert len(ann.index) == len(recommender.items)  # type: ignore[attr-defined]
+    vectors = recommender.models["als"].embed_items()  # type: ignore[attr-defined]
+    with_vector = np.flatnonzero(vectors.any(axis=1))
+    assert 0 < len(with_vector) < len(recommender.items)  # catalog items nobody watched
+    assert np.array_equal(ann.members, with_vector)  # type: ignore[attr-defined]
+    assert len(ann.index) == len(with_vector)  # type: ignore[attr-defined]
+
+
+def test_ann_source_indexes_only_items_with_a_vector(recommender: Recommender) -> None:
+    """Items nobody interacted with have all-zero factors: they stay out of the index, and
+    what the source returns is the exact top of the others, under the catalog's ids."""
+    als = copy.deepcopy(recommender.models["als"])
+    never_seen = np.arange(0, len(recommender.items), 3)
+    als.item_factors[never_seen] = 0.0  # type: ignore[attr-defined]
+    source = AnnSource(SourceConfig(name="als", kind="ann", model="als", quota=5), als)
+    members = np.flatnonzero(als.item_factors.any(axis=1))  # type: ignore[attr-defined]
+    assert not np.isin(never_seen, members).any()
+    assert np.array_equal(source.members, members)
+    assert len(source.index) == len(members)  # type: ignore[arg-type]
+    history = recommender.histories.get(0)
+    board = ScoreBoard({"als": als}, history, None)
+    eligible = np.ones(len(recommender.items), dtype=bool)
+    eligible[members[::4]] = False
+    found = source.retrieve(RecallRequest(history, board, eligible))
+    scores = als.item_factors @ board.embedding("als")[0]  # type: ignore[attr-defined]
+    expected = top_eligible(np.where(np.isin(np.arange(len(scores)), members), scores, -np.inf),
+                            eligible, 5)  # fmt: skip
+    assert np.array_equal(found.items, expected.items)
+    np.testing.assert_allclose(found.scores, expected.scores, rtol=1e-5)
 
 
 def test_sequence_source_reads_the_request_time_sequence(
