@@ -11,7 +11,7 @@ cannot hide its queueing (no coordinated omission):
 
 Prints p50/p95/p99 and achieved rates; writes ``reports/benchmarks/serving.json``.
 
-    python benchmarks/serving.py --bundle bundles/demo [--seconds 20]
+    python benchmarks/serving.py --bundle bundles/demo [--seconds 20] [--pipeline-processes 2]
         [--redis-url redis://127.0.0.1:6379/0] [--database-url postgresql+psycopg://…]
 """
 
@@ -97,7 +97,8 @@ def start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Po
         env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cinerec.cli", "serve", "--bundle", str(args.bundle),
-         "--port", str(port), "--workers", str(args.workers)],
+         "--port", str(port), "--workers", str(args.workers),
+         "--pipeline-processes", str(args.pipeline_processes)],
         env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -246,6 +247,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--feedback-rate", type=float, default=500.0)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--pipeline-processes", type=int, default=0,
+        help="pipeline worker processes (0: in the API process's threads)",
+    )  # fmt: skip
     parser.add_argument("--redis-url", default=None)
     parser.add_argument(
         "--phases", type=lambda v: set(v.split(",")), default=set(NAMES),
@@ -264,7 +269,10 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    title = f"cinerec serving, {args.bundle} ({len(items):,} items), {args.workers} worker(s)"
+    title = (
+        f"cinerec serving, {args.bundle} ({len(items):,} items), {args.workers} worker(s), "
+        f"{args.pipeline_processes} pipeline process(es)"
+    )
     table = Table(title=title)
     for column in ("endpoint", "target rate/s", "achieved/s", "requests", "errors",
                    "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req", "server cores",
@@ -288,6 +296,7 @@ def main() -> None:
         "database": "postgresql" if args.database_url else "sqlite",
         "seconds": args.seconds,
         "workers": args.workers,
+        "pipeline_processes": args.pipeline_processes,
         "results": results,
         "load_average": os.getloadavg(),
     }

@@ -70,18 +70,31 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="Processes (each loads the model).")
     ] = 1,
+    pipeline_processes: Annotated[
+        int | None,
+        typer.Option(
+            "--pipeline-processes",
+            min=0,
+            max=64,
+            envvar="CINEREC_PIPELINE_PROCESSES",
+            help="Worker processes running the pipeline (0: in the API process).",
+        ),
+    ] = None,
 ) -> None:
     """Start the HTTP API (docs at /docs). DATABASE_URL, REDIS_URL switch on PostgreSQL, Redis."""
+    # Concurrent requests are the parallelism: OpenMP pools (faiss and its OpenBLAS,
+    # LightGBM) would only spin on the other core. Set before faiss loads (it reads this
+    # once), for this process, uvicorn's workers and the pipeline worker processes.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     from cinerec.serving.app import create_app
     from cinerec.serving.settings import Settings
 
-    # Concurrent requests are the parallelism: OpenMP pools (faiss, LightGBM) would only spin
-    # on the other core. Set before faiss loads, for this process and uvicorn's workers.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if workers > 1:  # one pipeline at a time per process: the processes share the cores
         os.environ.setdefault("CINEREC_PIPELINE_CONCURRENCY", "1")
+    if pipeline_processes is not None:
+        os.environ["CINEREC_PIPELINE_PROCESSES"] = str(pipeline_processes)
     if bundle is not None:
         os.environ["CINEREC_BUNDLE"] = str(bundle)
     if registry is not None:

@@ -85,7 +85,7 @@ def load_recommender(
             .assign(item_id=bundle.items.ids)
             .reset_index(drop=True)
         )
-    return Recommender(
+    recommender = Recommender(
         bundle.models,
         bundle.users,
         bundle.items,
@@ -96,6 +96,8 @@ def load_recommender(
         default_model=bundle.default_model,
         model_version=model_version(bundle),
     )
+    recommender.folder = bundle.folder
+    return recommender
 
 
 def _histories_from_models(bundle: Bundle) -> HistoryStore:

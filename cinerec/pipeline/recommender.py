@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -91,6 +92,7 @@ class Recommender:
         self.ranker = ranker
         self.default_model = default_model or next(iter(models))
         self.model_version = model_version
+        self.folder: Path | None = None  # the bundle folder it was loaded from, if any
         self.config_hash = config.digest()
         self.facts = CatalogFacts.from_catalog(self.catalog)
         self._country_masks: dict[str, np.ndarray] = {}

@@ -81,6 +81,7 @@ def build_services(settings: Settings) -> Services:
         batch=batch,
         recent_limit=settings.recent_events,
         pipeline_concurrency=settings.pipeline_concurrency,
+        pipeline_processes=settings.pipeline_processes,
     )
 
 

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # Pipeline runs at once per process. More threads than this only fight over the GIL:
     # at 16 concurrent requests each cost 19 ms of CPU instead of 10 (benchmarks/serving.py).
     pipeline_concurrency: int = Field(default=2, ge=1, le=64)
+    # Worker processes running the pipeline (each loads the bundle; serving/workers.py);
+    # 0 runs it in this process's threads. One per core lets a process use every core
+    # without several uvicorn workers (which need Redis to share state).
+    pipeline_processes: int = Field(default=0, ge=0, le=64)
     # Admin endpoints need this key in the X-API-Key header; None accepts no key at all.
     admin_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("ADMIN_API_KEY", "CINEREC_ADMIN_API_KEY")

@@ -1,0 +1,128 @@
+"""Pipeline worker processes: the ranking path on every core, all state in the API process.
+
+Why: about 70% of a request's pipeline is interpreted Python, so threads of one process take
+turns on the GIL — one process tops out near one core, and two pipelines at once cost a
+third more CPU each than one at a time. Worker processes run pipelines side by side with
+no GIL between them. Unlike several uvicorn workers they need no Redis: the API process
+keeps the event log, the online state and the cache, and hands a worker a complete
+:class:`Request` (the user's recent events included), so read-after-write holds whichever
+worker answers, and one queue balances the work.
+
+Each worker loads the bundle itself (a fresh ``spawn``-ed interpreter: no fork of a
+threaded server). A worker that dies is replaced; the requests it held are answered in the
+API process meanwhile.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from cinerec.errors import ModelError
+from cinerec.pipeline.recommender import Recommender
+from cinerec.pipeline.types import Recommendations, Request
+
+log = logging.getLogger("cinerec.serving")
+
+_recommender: Recommender | None = None  # the worker process's own copy of the bundle
+
+
+def _load(folder: str) -> None:
+    """Worker start-up: load and warm the bundle once (see ``load_for_serving``)."""
+    from cinerec.serving.service import load_for_serving
+
+    global _recommender
+    _recommender = load_for_serving(Path(folder))
+    gc.freeze()  # the model's objects never die: keep them out of the collector's walks
+
+
+def _version() -> tuple[str, int]:
+    if _recommender is None:
+        raise ModelError("pipeline worker has no bundle loaded")
+    return _recommender.model_version, os.getpid()
+
+
+def _recommend(request: Request, editor_picks: tuple[str, ...]) -> Recommendations:
+    if _recommender is None:
+        raise ModelError("pipeline worker has no bundle loaded")
+    if list(editor_picks) != _recommender.editor_picks:  # the API process's admin call
+        _recommender.editor_picks = list(editor_picks)
+    return _recommender.recommend(request)
+
+
+class PipelineWorkers:
+    """``processes`` worker processes answering :meth:`Recommender.recommend` for the bundle
+    in ``folder``; the constructor returns once every worker has loaded it."""
+
+    def __init__(self, folder: Path, processes: int, *, version: str) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        self.folder = Path(folder)
+        self.processes = processes
+        self.version = version
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_load,
+            initargs=(str(self.folder),),
+        )
+        # One call per worker, all at once: the pool starts every process and waits for
+        # each to have loaded the bundle before the first request reaches it.
+        try:
+            answers = [executor.submit(_version) for _ in range(self.processes)]
+            versions = {future.result()[0] for future in answers}
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        if versions != {self.version}:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise ModelError(f"pipeline workers loaded {versions}, expected {self.version}")
+        return executor
+
+    def recommend(self, request: Request, editor_picks: list[str]) -> Recommendations | None:
+        """The worker's answer, or None while the pool is down (a worker died; it is being
+        restarted): the caller then answers in process."""
+        executor = self._executor
+        if executor is None:
+            return None
+        try:
+            return executor.submit(_recommend, request, tuple(editor_picks)).result()
+        except BrokenProcessPool:
+            self._restart(executor)
+            return None
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is not broken:
+                return  # another request saw it first
+            self._executor = None
+        log.error("a pipeline worker died; restarting %d workers", self.processes)
+        broken.shutdown(wait=False, cancel_futures=True)
+
+        def start() -> None:
+            try:
+                self._executor = self._start()
+            except Exception:
+                log.exception("pipeline workers did not restart; answering in process")
+
+        threading.Thread(target=start, name="cinerec-workers-restart", daemon=True).start()
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (monitoring, tests); empty while restarting."""
+        executor = self._executor
+        return sorted(executor._processes) if executor is not None else []
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

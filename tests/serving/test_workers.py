@@ -1,0 +1,145 @@
+"""Pipeline worker processes: the same answers as in process, read-after-write through the
+API, a killed worker replaced without a failed request, new versions loaded beside."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from cinerec.pipeline.recommender import Recommender
+from cinerec.pipeline.types import Constraints, Context, RecentEvent, Request
+from cinerec.serving.app import create_app
+from cinerec.serving.service import Services, load_for_serving
+from cinerec.serving.workers import PipelineWorkers
+from cinerec.training.train import train_bundle
+from tests.pipeline.conftest import rich_dataset
+from tests.serving.conftest import ADMIN_KEY, make_settings
+
+
+@pytest.fixture(scope="module")
+def recommender(bundle_folder: Path) -> Recommender:
+    return load_for_serving(bundle_folder)
+
+
+@pytest.fixture(scope="module")
+def workers(bundle_folder: Path, recommender: Recommender) -> Iterator[PipelineWorkers]:
+    pool = PipelineWorkers(bundle_folder, 2, version=recommender.model_version)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture()
+def worker_client(bundle_folder: Path, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(make_settings(bundle_folder, tmp_path, pipeline_processes=1))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_workers_answer_exactly_as_the_api_process(
+    workers: PipelineWorkers, recommender: Recommender
+) -> None:
+    assert len(workers.pids()) == 2 and os.getpid() not in workers.pids()
+    item = str(recommender.items.ids[3])
+    requests = [
+        Request(user_id="u3", k=10),
+        Request(user_id="u5", k=5, constraints=Constraints(max_min_age=13)),
+        Request(
+            user_id=None,
+            k=8,
+            recent_events=(RecentEvent(item, 1.7e9, 1.0, False),),
+            context=Context(device="tv", country="India"),
+        ),
+    ]
+    for request in requests:
+        here = recommender.recommend(request)
+        there = workers.recommend(request, recommender.editor_picks)
+        assert there is not None
+        assert there.item_ids == here.item_ids
+        np.testing.assert_allclose(
+            [i.score for i in there.items], [i.score for i in here.items], rtol=1e-6
+        )
+        assert [i.reason.text for i in there.items] == [i.reason.text for i in here.items]
+    picked = workers.recommend(Request(user_id=None, k=10), [item])  # the API's editor picks
+    assert picked is not None and picked.per_source.get("editor") == 1
+    recommender.editor_picks = [item]
+    try:
+        assert picked.item_ids == recommender.recommend(Request(user_id=None, k=10)).item_ids
+    finally:
+        recommender.editor_picks = []
+    unpicked = workers.recommend(Request(user_id=None, k=10), [])
+    assert unpicked is not None and not unpicked.per_source.get("editor")
+
+
+def test_api_answers_from_workers_and_reads_its_own_writes(
+    worker_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_here(self: Recommender, request: Request) -> None:
+        raise AssertionError("the pipeline ran in the API process")
+
+    monkeypatch.setattr(Recommender, "recommend", not_here)  # workers are other processes
+    first = worker_client.get("/v1/recommendations", params={"user_id": "u7", "k": 8})
+    assert first.status_code == 200, first.text
+    top = first.json()["items"][0]["item_id"]
+    skip = {"user_id": "u7", "item_id": top, "action": "skip"}
+    assert worker_client.post("/v1/feedback", json=skip).status_code == 202
+    after = worker_client.get("/v1/recommendations", params={"user_id": "u7", "k": 8}).json()
+    assert not after["cached"]
+    assert top not in [i["item_id"] for i in after["items"]]
+    picks = worker_client.put(
+        "/v1/admin/editor-picks", json={"item_ids": [top]}, headers={"X-API-Key": ADMIN_KEY}
+    )
+    assert picks.status_code == 200
+    new_visitor = worker_client.get("/v1/recommendations", params={"k": 20})
+    assert new_visitor.status_code == 200
+    metrics = worker_client.get("/metrics").text  # the worker's recall saw the editor pick
+    assert 'cinerec_candidates_sum{source="editor"} 1.0' in metrics
+
+
+def test_a_killed_worker_is_replaced_and_no_request_fails(worker_client: TestClient) -> None:
+    services: Services = worker_client.app.state.services  # type: ignore[attr-defined]
+    assert services._workers is not None
+    (victim,) = services._workers.pids()
+    os.kill(victim, signal.SIGKILL)
+    for i in range(5):  # the broken pool is noticed; answers come from the API process
+        answer = worker_client.get("/v1/recommendations", params={"user_id": f"u{i}", "k": 5})
+        assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 120
+    while services._workers.pids() in ([], [victim]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    replacement = services._workers.pids()
+    assert replacement and victim not in replacement
+    answer = worker_client.get("/v1/recommendations", params={"user_id": "u9", "k": 5})
+    assert answer.status_code == 200
+
+
+def test_a_new_version_gets_its_own_workers(
+    bundle_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = tmp_path / "other"
+    train_bundle(
+        rich_dataset(seed=2), other, model_names=("pop", "itemknn"),
+        validation_spec="leave-last:3", progress=False,
+    )  # fmt: skip
+    services = create_app(make_settings(bundle_folder, tmp_path, pipeline_processes=1))
+    with TestClient(services) as client:
+        live: Services = client.app.state.services  # type: ignore[attr-defined]
+        old = live._workers
+        assert old is not None
+        fresh = load_for_serving(other)
+        live.holder._value = fresh  # what a hot reload swaps in
+        for _ in range(3):  # answered in process while the new workers load
+            answer = client.get("/v1/recommendations", params={"user_id": "u1", "k": 5})
+            assert answer.status_code == 200
+            assert answer.json()["model_version"] == fresh.model_version
+        deadline = time.monotonic() + 120
+        while live._workers is old and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert live._workers is not old and live._workers.version == fresh.model_version
+        assert old.pids() == []  # the old version's workers were stopped
