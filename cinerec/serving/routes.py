@@ -98,9 +98,10 @@ async def answer(services: Services, body: schemas.RecommendationRequest) -> byt
 
 
 @api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)
-def feedback(event: schemas.FeedbackIn, services: ServicesDep) -> schemas.FeedbackAck:
+def feedback(event: schemas.FeedbackIn, services: ServicesDep) -> Response:
     """Store one event durably (202 once committed); the next answer reflects it."""
-    return services.feedback([event])
+    ack = services.feedback([event])  # serialised here: the hottest write route skips
+    return JSONBytes(ack.model_dump_json().encode(), status.HTTP_202_ACCEPTED)  # re-validation
 
 
 @api.post(
