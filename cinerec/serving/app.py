@@ -7,6 +7,7 @@ Run it with ``cinerec serve`` (uvicorn). Errors come back as ``{"detail": reason
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import os
 import socket
@@ -106,6 +107,20 @@ def start_consumer(settings: Settings, services: Services, stop: threading.Event
     return thread
 
 
+def telemetry_options(enabled: bool) -> dict[str, Any]:
+    """FastAPI's built-in OpenTelemetry (from 0.16x) opens spans for each request, its
+    dependencies, endpoint and serialisation even with no exporter configured — about a
+    tenth of a small request's CPU here. The service exports Prometheus metrics of its
+    own, so that is off unless ``CINEREC_OPENTELEMETRY`` asks for it (an OpenTelemetry SDK
+    configured in the process)."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}  # an older FastAPI: no built-in telemetry to switch
+    if enabled:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
+
+
 STATUS = {
     NotFoundError: 404,
     UnavailableError: 503,
@@ -145,6 +160,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         summary="Hybrid movie & TV-series recommendations with real-time feedback.",
         lifespan=lifespan,
+        **telemetry_options(settings.opentelemetry),
     )
     app.include_router(api)
     app.include_router(ops)

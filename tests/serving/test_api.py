@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
+from pathlib import Path
 
 import pandas as pd
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cinerec.serving import schemas
-from tests.serving.conftest import ADMIN_KEY
+from cinerec.serving.app import create_app, telemetry_options
+from tests.serving.conftest import ADMIN_KEY, make_settings
+
+TELEMETRY_PARTS = ("tracing", "metrics", "logs", "operation_spans")
 
 
 def _recs(client: TestClient, **params: object) -> dict:
@@ -169,3 +175,15 @@ def test_feedback_feeds_the_online_trending_counts(client: TestClient) -> None:
     cands = rec.score_candidates(history, request, stored=stored).candidates
     row = list(cands.items).index(int(rec.items.lookup(["cold3"])[0]))
     assert cands.source_ranks[row, cands.source_names.index("trending")] == 1
+
+
+def test_fastapi_telemetry_is_off_unless_asked_for(bundle_folder: Path, tmp_path: Path) -> None:
+    assert telemetry_options(True) == {}
+    off = telemetry_options(False)
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        assert off == {"telemetry": dict.fromkeys(TELEMETRY_PARTS, False)}
+    else:  # a FastAPI without built-in telemetry gets no such argument
+        assert off == {}
+    settings = make_settings(bundle_folder, tmp_path, opentelemetry=True)
+    with TestClient(create_app(settings)) as traced:  # FastAPI's own spans on: still serves
+        assert traced.get("/v1/recommendations", params={"user_id": "u1"}).status_code == 200
