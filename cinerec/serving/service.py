@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,12 +29,12 @@ from cinerec.errors import CinerecError, ModelError
 from cinerec.pipeline.persist import load_recommender
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.rules import constraints_from_mapping
-from cinerec.pipeline.types import Context, Preferences, RecentEvent, Recommendations, Request
+from cinerec.pipeline.types import Context, Preferences, RecentEvent, Request
 from cinerec.serving import schemas
 from cinerec.serving.events import FeedbackEvent
 from cinerec.serving.metrics import Metrics
 from cinerec.serving.present import CatalogView
-from cinerec.serving.workers import PipelineWorkers
+from cinerec.serving.workers import PipelineRunner
 
 log = logging.getLogger("cinerec.serving")
 #: A request is "plain" (the nightly list can answer it) when these are all defaults.
@@ -136,17 +135,9 @@ class Services:
     pipeline_processes: int = 0  # > 0: pipelines run in that many worker processes
 
     def __post_init__(self) -> None:
-        self._pipeline_slots = threading.BoundedSemaphore(self.pipeline_concurrency)
-        self._workers: PipelineWorkers | None = None
-        self._workers_lock = threading.Lock()
-        self._workers_pending: str | None = None  # the version a replacement is loading
-        if self.pipeline_processes > 0:
-            rec = self.holder.value
-            if rec.folder is None:
-                raise ModelError("pipeline worker processes need a bundle loaded from a folder")
-            self._workers = PipelineWorkers(
-                rec.folder, self.pipeline_processes, version=rec.model_version
-            )
+        self.pipelines = PipelineRunner(
+            self.holder.value, self.pipeline_processes, self.pipeline_concurrency
+        )
         self._catalog: CatalogView | None = None
         self._trending: tuple[float, tuple[tuple[str, float], ...]] = (0.0, ())
         self.note_model()
@@ -186,7 +177,7 @@ class Services:
         batched = self._batch_answer(rec, body, online, request_id)
         if batched is not None:
             return batched.model_dump_json().encode()
-        result = self._run_pipeline(rec, self._request(rec, body, online))
+        result = self.pipelines.run(rec, self._request(rec, body, online))
         for stage, ms in result.timings_ms.items():
             self.metrics.stage.labels(stage=stage).observe(ms / 1e3)
         for source, count in result.per_source.items():
@@ -208,44 +199,6 @@ class Services:
             self.cache.set(body.user_id, key, payload)
         self.metrics.answers.labels(source="pipeline").inc()
         return _with_envelope(payload, request_id, "pipeline")
-
-    def _run_pipeline(self, rec: Recommender, request: Request) -> Recommendations:
-        """The pipeline's answer: from a worker process when they serve ``rec``'s version,
-        else in this process (at most ``pipeline_concurrency`` at once)."""
-        workers = self._workers
-        if workers is not None and workers.version == rec.model_version:
-            answer = workers.recommend(request, rec.editor_picks)
-            if answer is not None:
-                return answer
-        elif self.pipeline_processes > 0:
-            self._replace_workers(rec)  # a new version went live: load it in the background
-        with self._pipeline_slots:
-            return rec.recommend(request)
-
-    def _replace_workers(self, rec: Recommender) -> None:
-        """Start workers for ``rec``'s version off the request path; swap them in when
-        every one has loaded it, then stop the old ones."""
-        with self._workers_lock:
-            if self._workers_pending == rec.model_version or rec.folder is None:
-                return
-            self._workers_pending = rec.model_version
-        folder, version = rec.folder, rec.model_version
-
-        def load() -> None:
-            try:
-                fresh = PipelineWorkers(folder, self.pipeline_processes, version=version)
-            except Exception:
-                log.exception("pipeline workers for %s did not start", version)
-                with self._workers_lock:
-                    self._workers_pending = None
-                return
-            with self._workers_lock:
-                old, self._workers = self._workers, fresh
-                self._workers_pending = None
-            if old is not None:
-                old.close()
-
-        threading.Thread(target=load, name="cinerec-workers-load", daemon=True).start()
 
     def _request(
         self, rec: Recommender, body: schemas.RecommendationRequest, online: list[FeedbackEvent]
@@ -478,6 +431,5 @@ class Services:
 
     def close(self) -> None:
         self.holder.stop()
-        if self._workers is not None:
-            self._workers.close()
+        self.pipelines.close()
         self.events.close()

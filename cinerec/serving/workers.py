@@ -20,7 +20,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -100,6 +100,8 @@ class PipelineWorkers:
         except BrokenProcessPool:
             self._restart(executor)
             return None
+        except CancelledError:  # the pool was closed under this request
+            return None
 
     def _restart(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
@@ -123,6 +125,70 @@ class PipelineWorkers:
         return sorted(executor._processes) if executor is not None else []
 
     def close(self) -> None:
+        """Stop the workers once the requests already handed to them are answered."""
         executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=True)
+
+
+class PipelineRunner:
+    """Where a request's pipeline runs: in ``processes`` worker processes (when > 0 and the
+    workers hold the served version), else in the calling thread, at most ``concurrency``
+    at once in this process.
+
+    When a new version goes live (hot reload), its workers are started in the background
+    and swapped in once they have all loaded it; until then, and whenever the workers are
+    down, requests are answered in this process. A version whose workers failed to start
+    is not retried (it is logged); the next version is.
+    """
+
+    def __init__(self, recommender: Recommender, processes: int, concurrency: int) -> None:
+        self.processes = processes
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._lock = threading.Lock()
+        self._attempted: str | None = None  # the last version workers were started for
+        self.workers: PipelineWorkers | None = None
+        if processes > 0:
+            if recommender.folder is None:
+                raise ModelError("pipeline worker processes need a bundle loaded from a folder")
+            self._attempted = recommender.model_version
+            self.workers = PipelineWorkers(
+                recommender.folder, processes, version=recommender.model_version
+            )
+
+    def run(self, recommender: Recommender, request: Request) -> Recommendations:
+        workers = self.workers
+        if workers is not None and workers.version == recommender.model_version:
+            answer = workers.recommend(request, recommender.editor_picks)
+            if answer is not None:
+                return answer
+        elif self.processes > 0:
+            self._replace_workers(recommender)
+        with self._slots:
+            return recommender.recommend(request)
+
+    def _replace_workers(self, recommender: Recommender) -> None:
+        folder, version = recommender.folder, recommender.model_version
+        with self._lock:
+            if self._attempted == version or folder is None:
+                return
+            self._attempted = version
+
+        def load() -> None:
+            try:
+                fresh = PipelineWorkers(folder, self.processes, version=version)
+            except Exception:
+                log.exception(
+                    "pipeline workers for %s did not start; answering in process", version
+                )
+                return
+            with self._lock:
+                old, self.workers = self.workers, fresh
+            if old is not None:
+                old.close()
+
+        threading.Thread(target=load, name="cinerec-workers-load", daemon=True).start()
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()

@@ -3,6 +3,7 @@ API, a killed worker replaced without a failed request, new versions loaded besi
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -17,7 +18,7 @@ from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Constraints, Context, RecentEvent, Request
 from cinerec.serving.app import create_app
 from cinerec.serving.service import Services, load_for_serving
-from cinerec.serving.workers import PipelineWorkers
+from cinerec.serving.workers import PipelineRunner, PipelineWorkers
 from cinerec.training.train import train_bundle
 from tests.pipeline.conftest import rich_dataset
 from tests.serving.conftest import ADMIN_KEY, make_settings
@@ -104,16 +105,16 @@ def test_api_answers_from_workers_and_reads_its_own_writes(
 
 def test_a_killed_worker_is_replaced_and_no_request_fails(worker_client: TestClient) -> None:
     services: Services = worker_client.app.state.services  # type: ignore[attr-defined]
-    assert services._workers is not None
-    (victim,) = services._workers.pids()
+    assert services.pipelines.workers is not None
+    (victim,) = services.pipelines.workers.pids()
     os.kill(victim, signal.SIGKILL)
     for i in range(5):  # the broken pool is noticed; answers come from the API process
         answer = worker_client.get("/v1/recommendations", params={"user_id": f"u{i}", "k": 5})
         assert answer.status_code == 200, answer.text
     deadline = time.monotonic() + 120
-    while services._workers.pids() in ([], [victim]) and time.monotonic() < deadline:
+    while services.pipelines.workers.pids() in ([], [victim]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    replacement = services._workers.pids()
+    replacement = services.pipelines.workers.pids()
     assert replacement and victim not in replacement
     answer = worker_client.get("/v1/recommendations", params={"user_id": "u9", "k": 5})
     assert answer.status_code == 200
@@ -130,7 +131,7 @@ def test_a_new_version_gets_its_own_workers(
     services = create_app(make_settings(bundle_folder, tmp_path, pipeline_processes=1))
     with TestClient(services) as client:
         live: Services = client.app.state.services  # type: ignore[attr-defined]
-        old = live._workers
+        old = live.pipelines.workers
         assert old is not None
         fresh = load_for_serving(other)
         live.holder._value = fresh  # what a hot reload swaps in
@@ -139,7 +140,33 @@ def test_a_new_version_gets_its_own_workers(
             assert answer.status_code == 200
             assert answer.json()["model_version"] == fresh.model_version
         deadline = time.monotonic() + 120
-        while live._workers is old and time.monotonic() < deadline:
+        while live.pipelines.workers is old and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert live._workers is not old and live._workers.version == fresh.model_version
+        assert (
+            live.pipelines.workers is not old
+            and live.pipelines.workers.version == fresh.model_version
+        )
         assert old.pids() == []  # the old version's workers were stopped
+
+
+def test_a_version_whose_workers_fail_is_answered_in_process_and_not_retried(
+    bundle_folder: Path, recommender: Recommender, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = PipelineRunner(recommender, processes=1, concurrency=1)
+    try:
+        started = runner.workers
+        mislabelled = load_for_serving(bundle_folder)
+        mislabelled.model_version = "not-what-the-folder-holds"  # its workers will refuse it
+        with caplog.at_level(logging.ERROR, logger="cinerec.serving"):
+            for _ in range(2):
+                answer = runner.run(mislabelled, Request(user_id="u2", k=5))
+                assert answer.model_version == "not-what-the-folder-holds"  # in process
+            deadline = time.monotonic() + 120
+            while "did not start" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.2)
+            runner.run(mislabelled, Request(user_id="u3", k=5))
+            time.sleep(0.5)
+        assert caplog.text.count("did not start") == 1  # tried once, not on every request
+        assert runner.workers is started  # the served version's workers stay
+    finally:
+        runner.close()
