@@ -23,7 +23,7 @@ from cinerec.errors import ModelError
 from cinerec.models.base import Model
 from cinerec.pipeline.config import PipelineConfig, RerankConfig
 from cinerec.pipeline.explain import ExplainContext, explain
-from cinerec.pipeline.features import DenseRows, FeatureBuilder
+from cinerec.pipeline.features import FeatureBuilder
 from cinerec.pipeline.rankers import Ranker
 from cinerec.pipeline.recall import (
     SOURCE_KINDS,
@@ -96,7 +96,6 @@ class Recommender:
         self.config_hash = config.digest()
         self.facts = CatalogFacts.from_catalog(self.catalog)
         self._country_masks: dict[str, np.ndarray] = {}
-        self.genre_rows = DenseRows(self.facts.genres)
         self.editor_picks: list[str] = list(config.editor_picks)
         self.pins: list[tuple[str, int]] = [(p.item_id, p.position) for p in config.rerank.pins]
         self.sources = self._sources()
@@ -358,7 +357,7 @@ class Recommender:
             rule_boost=scored.preference[top],
             freshness=freshness,
             vectors=self._mmr_vectors(items, cfg.mmr_space),
-            genres=self.genre_rows(items),
+            genres=self.features.genres(items),  # non-zero = member: caps read sets
             affinity=affinity if len(scored.history) else None,
             pins=pins,
         )
@@ -396,9 +395,7 @@ class Recommender:
     def _mmr_vectors(self, items: np.ndarray, space: str) -> np.ndarray | None:
         """Unit rows MMR compares: content vectors, or the items' genre sets."""
         if space == "genres":
-            rows = self.genre_rows(items)
-            norms = np.linalg.norm(rows, axis=1, keepdims=True)
-            return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+            return self.features.genres(items)  # unit rows, normalised once at load
         return None if self.vectors is None else self.vectors[items]
 
     def _regional(self, items: np.ndarray, country: str | None) -> frozenset[int]:
