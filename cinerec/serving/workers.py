@@ -42,18 +42,21 @@ def _load(folder: str) -> None:
     gc.freeze()  # the model's objects never die: keep them out of the collector's walks
 
 
-def _version() -> tuple[str, int]:
+def _loaded() -> Recommender:
     if _recommender is None:
         raise ModelError("pipeline worker has no bundle loaded")
-    return _recommender.model_version, os.getpid()
+    return _recommender
+
+
+def _version() -> tuple[str, int]:
+    return _loaded().model_version, os.getpid()
 
 
 def _recommend(request: Request, editor_picks: tuple[str, ...]) -> Recommendations:
-    if _recommender is None:
-        raise ModelError("pipeline worker has no bundle loaded")
-    if list(editor_picks) != _recommender.editor_picks:  # the API process's admin call
-        _recommender.editor_picks = list(editor_picks)
-    return _recommender.recommend(request)
+    recommender = _loaded()
+    if list(editor_picks) != recommender.editor_picks:  # the API process's admin call
+        recommender.editor_picks = list(editor_picks)
+    return recommender.recommend(request)
 
 
 class PipelineWorkers:
