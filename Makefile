@@ -23,6 +23,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check cinerec tests benchmarks
+	$(BIN)/lint-imports
 	$(MIRROR_ENV) $(BIN)/pytest -q
 
 benchmark: setup

@@ -1,6 +1,6 @@
 """Neural recommenders (NeuMF, SASRec) against pop, EASE and ALS, full-ranking leave-last-out.
 
-Runs :func:`cinerec.evaluation.protocol.run_protocol` with the ``leave-last:1`` split on
+Runs :func:`cinerec.training.protocol.run_protocol` with the ``leave-last:1`` split on
 each dataset: the classical models are tuned on a validation carve (``--tune-budget``
 seconds each), the neural ones have empty search spaces and train with their defaults
 (early stopping on their own leave-last-1 carve, capped by ``--max-seconds`` of training
@@ -27,7 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from rich.console import Console
 from rich.table import Table
 
-import cinerec.evaluation.protocol as protocol
+import cinerec.training.protocol as protocol
 import cinerec.training.tuning as tuning
 from cinerec.console import print_json
 from cinerec.data.loaders import load_dataset

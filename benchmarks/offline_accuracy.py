@@ -3,7 +3,7 @@
 For each dataset and split, the base models are tuned on a validation carve of the
 training part and fitted (the ``cinerec evaluate`` protocol), then the hybrid pipeline is
 evaluated stage by stage — recall only, + ranker, + re-ranking (the default hybrid) —
-and with each recall source removed in turn (:mod:`cinerec.evaluation.ablation`).
+and with each recall source removed in turn (:mod:`cinerec.training.ablation`).
 Every row is a full-ranking evaluation with 95% bootstrap intervals over users; the
 candidate recall column is the share of held-out items recall put among the candidates
 (the ceiling for ranking); the hybrid's NDCG@10 gain over the best single model comes
@@ -32,9 +32,9 @@ from rich.table import Table
 
 from cinerec.console import print_json
 from cinerec.data.loaders import load_dataset
-from cinerec.evaluation.ablation import DEFAULT_BASE, AblationRun, run_ablation
-from cinerec.evaluation.coldstart import new_item_protocol, new_user_protocol
 from cinerec.evaluation.report import format_table, write_report
+from cinerec.training.ablation import DEFAULT_BASE, AblationRun, run_ablation
+from cinerec.training.coldstart import new_item_protocol, new_user_protocol
 
 SPLITS = ("leave-last:1", "leave-last:10", "random:0.25")
 COLUMNS = ("ndcg@10", "recall@10", "mrr@10", "coverage@10", "diversity@10", "novelty@10")

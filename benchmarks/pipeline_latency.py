@@ -29,11 +29,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from cinerec.models.bundle import load_bundle
 from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.persist import load_recommender
 from cinerec.pipeline.recommender import Request
 from cinerec.pipeline.types import Context
-from cinerec.training.bundle import load_bundle
 
 OUT = Path("reports/benchmarks/pipeline_latency.json")
 STAGES = ("recall", "features", "rank", "rerank", "explain", "total")

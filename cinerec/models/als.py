@@ -35,11 +35,13 @@ from threadpoolctl import ThreadpoolController, threadpool_limits
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.models.base import Model, register
-from cinerec.training.space import FloatRange, IntRange, SearchSpace
+from cinerec.models.space import FloatRange, IntRange, SearchSpace
 
 
 class _FactorModel(Model):
     """Shared scoring, fold-in dispatch and persistence of a user/item factor model."""
+
+    relates_items = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -111,6 +113,13 @@ class _FactorModel(Model):
     def _state(self) -> dict[str, np.ndarray]:
         U, V = self._fitted()
         return {"user_factors": U, "item_factors": V}
+
+    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
+        """Cosine of the item factors (items without interactions have none: 0)."""
+        V = self._fitted()[1]
+        norms = np.linalg.norm(V, axis=1)
+        unit = V / np.where(norms > 0, norms, 1.0)[:, None]
+        return unit[item_idx] @ unit.T
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.user_factors = arrays["user_factors"].astype(np.float32, copy=False)

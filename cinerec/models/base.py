@@ -22,7 +22,8 @@ import scipy.sparse as sp
 
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
-from cinerec.training.space import SearchSpace
+from cinerec.models.space import SearchSpace
+from cinerec.retrieval.topk import top_k
 
 _REGISTRY: dict[str, type[Model]] = {}
 ModelType = TypeVar("ModelType", bound="type[Model]")
@@ -61,6 +62,10 @@ class Model(ABC):
     """
 
     name: ClassVar[str]
+    #: Whether :meth:`similar_items` relates items ("more like this"): models with item
+    #: vectors or item–item weights set it and implement :meth:`_item_similarity` (or
+    #: override :meth:`similar_items` itself, as the content model does with Faiss).
+    relates_items: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = set(params) - set(self.default_params())
@@ -80,7 +85,7 @@ class Model(ABC):
         """Values tried on the validation split (empty: none).
 
         Each entry is a list of ordered values, or an ``IntRange`` / ``FloatRange`` from
-        :mod:`cinerec.training.space` (searched with optuna).
+        :mod:`cinerec.models.space` (searched with optuna).
         """
         return {}
 
@@ -171,6 +176,28 @@ class Model(ABC):
             top = np.where(top >= 0, candidates[np.maximum(top, 0)], -1)
         return top, top_scores
 
+    def similar_items(self, item_idx: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """ "More like this": the ``k`` items most related to each of ``item_idx``, best first.
+
+        Returns int64 (n, k) item indices and float32 (n, k) scores; an item is never its
+        own neighbour, only positively related items are returned, and rows are padded
+        with -1 / -inf. Raises :class:`~cinerec.errors.ModelError` for a model that does
+        not relate items (``relates_items`` False) or an index outside the catalog.
+        """
+        if not self.relates_items:
+            raise ModelError(f"model '{self.name}' cannot find similar items")
+        item_idx = np.asarray(item_idx, dtype=np.int64).reshape(-1)
+        if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= self.n_items):
+            raise ModelError(f"{self.name}: item index out of range [0, {self.n_items})")
+        scores = np.asarray(self._item_similarity(item_idx), dtype=np.float32).copy()
+        scores[np.arange(len(item_idx)), item_idx] = -np.inf
+        scores[~(scores > 0)] = -np.inf
+        return top_k(scores, k)
+
+    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
+        """(n, n_items) relatedness of ``item_idx`` to every item (models that relate items)."""
+        raise ModelError(f"model '{self.name}' cannot find similar items")
+
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -222,44 +249,3 @@ def load_model(folder: str | Path) -> Model:
     model._restore({k[6:]: v for k, v in arrays.items() if k.startswith("state.")})
     model._restore_files(folder)
     return model
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k of a dense score matrix: (indices, scores), best first.
-
-    Entries equal to -inf (or NaN) are never returned; their slots are padded with -1 /
-    -inf. Ties are broken by lower index — also at the k-th place, where a plain
-    ``argpartition`` would pick an arbitrary one of the tied items — so results are
-    deterministic.
-    """
-    scores = np.asarray(scores)
-    n, m = scores.shape
-    k_eff = min(k, m)
-    if k_eff <= 0:
-        return np.full((n, k), -1, dtype=np.int64), np.full((n, k), -np.inf, dtype=np.float32)
-    scores = np.where(np.isnan(scores), -np.inf, scores)
-    if k_eff < m:
-        # The k-th largest value per row; take everything above it, then the tied items
-        # with the lowest indices until each row holds exactly k_eff.
-        kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1 : k_eff]
-        above = scores > kth
-        tied = scores == kth
-        need = k_eff - above.sum(axis=1, keepdims=True)
-        chosen = above | tied
-        excess = np.flatnonzero(tied.sum(axis=1) > need[:, 0])
-        if excess.size:  # only rows with surplus ties pay for the running count
-            rank = np.cumsum(tied[excess], axis=1, dtype=np.int32)
-            chosen[excess] = above[excess] | (tied[excess] & (rank <= need[excess]))
-        part = np.nonzero(chosen)[1].reshape(n, k_eff)
-    else:
-        part = np.broadcast_to(np.arange(m), (n, m)).copy()
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    val = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
-    idx[np.isneginf(val)] = -1
-    if k_eff < k:
-        pad = k - k_eff
-        idx = np.hstack([idx, np.full((n, pad), -1, dtype=np.int64)])
-        val = np.hstack([val, np.full((n, pad), -np.inf, dtype=np.float32)])
-    return idx, val

@@ -95,6 +95,7 @@ class ContentModel(Model):
     """
 
     name = "content"
+    relates_items = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -38,6 +38,7 @@ class EASE(Model):
     """
 
     name = "ease"
+    relates_items = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -139,6 +140,15 @@ class EASE(Model):
         if self.weights is None or self.active is None:
             raise ModelError(f"{self.name} is not fitted")
         return self.weights, self.active
+
+    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
+        """EASE's item–item weights from each of ``item_idx`` (0 for items never seen)."""
+        B, active = self._fitted()
+        out = np.zeros((len(item_idx), self.n_items), dtype=np.float32)
+        pos = self._position()[item_idx]
+        known = pos >= 0
+        out[np.ix_(np.flatnonzero(known), active)] = B[pos[known]]
+        return out
 
     def _state(self) -> dict[str, np.ndarray]:
         B, active = self._fitted()

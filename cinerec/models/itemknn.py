@@ -46,6 +46,7 @@ class ItemKNN(Model):
     """
 
     name = "itemknn"
+    relates_items = True
     #: Upper bound on the stored entries of one block of the item-item product.
     block_nnz: ClassVar[int] = 5_000_000
 
@@ -111,6 +112,10 @@ class ItemKNN(Model):
         if self.similarity is None:
             raise ModelError(f"{self.name} is not fitted")
         return self.similarity
+
+    def _item_similarity(self, item_idx: np.ndarray) -> np.ndarray:
+        """The neighbour weights of ``item_idx`` (rows of the item–item similarity)."""
+        return self._fitted()[item_idx].toarray()
 
     def _state(self) -> dict[str, np.ndarray]:
         S = self._fitted()

@@ -52,7 +52,7 @@ from cinerec.models.neural.sequences import (
     training_windows,
     user_sequences,
 )
-from cinerec.training.space import SearchSpace
+from cinerec.models.space import SearchSpace
 
 WEIGHTS_FILE = "weights.safetensors"
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from cinerec.errors import IntegrityError
+from cinerec.models.bundle import Bundle, load_bundle
 from cinerec.pipeline.config import PipelineConfig, default_config, parse_config
 from cinerec.pipeline.rankers import Ranker, load_ranker
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.state import HistoryStore
-from cinerec.training.bundle import Bundle, load_bundle
 
 PIPELINE_DIR = "pipeline"
 

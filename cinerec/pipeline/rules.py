@@ -30,9 +30,7 @@ from cinerec.pipeline.types import Constraints
 __all__ = [
     "CatalogFacts",
     "ConstraintError",
-    "apply_constraints",
     "constraints_from_mapping",
-    "describe",
 ]
 
 _CACHE_SIZE = 256
@@ -236,10 +234,6 @@ class CatalogFacts:
             mask &= ~(self.duration_min > c.max_duration_min)  # NaN compares False: passes
         return mask
 
-    def genre_matrix(self) -> sp.csr_matrix:
-        """A copy of the (n_items, n_genres) 0/1 float32 genre matrix (columns: genre_names)."""
-        return self.genres.copy()
-
     def freshness(self, now_year: int, years: float) -> np.ndarray:
         """float32 (n_items,) in [0, 1]: 1 for items from ``now_year`` (or later), falling
         linearly to 0 at ``years`` years old; 0 for unknown years. A re-ranking boost."""
@@ -284,33 +278,6 @@ def _checked_items(items: np.ndarray, n_items: int) -> np.ndarray:
     if rows.size and (rows.min() < 0 or rows.max() >= n_items):
         raise ValueError(f"item indices must lie in [0, {n_items}), got {rows.min()}..{rows.max()}")
     return rows
-
-
-def apply_constraints(items: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Boolean mask over ``items`` (int64 catalog indices): which of them ``allowed`` admits.
-
-    Use with :meth:`Candidates.subset` to drop disallowed candidates. Out-of-range indices
-    raise rather than wrap around (a -1 sentinel must never read the last item's flag).
-    """
-    return np.asarray(allowed, dtype=bool)[_checked_items(items, len(allowed))]
-
-
-def describe(constraints: Constraints) -> str:
-    """A short sentence for logs and explanations, e.g. "age ≤ 12, language in {tr}, 2020+"."""
-    c = constraints
-    lists = (("type", c.types), ("language", c.languages), ("country", c.countries),
-             ("genre", c.genres))  # fmt: skip
-    parts = [f"age ≤ {c.max_min_age}"] if c.max_min_age is not None else []
-    parts += [f"{label} in {{{', '.join(values)}}}" for label, values in lists if values]
-    if c.year_min is not None:
-        parts.append(f"{c.year_min}–{c.year_max}" if c.year_max is not None else f"{c.year_min}+")
-    elif c.year_max is not None:
-        parts.append(f"up to {c.year_max}")
-    for value, unit in ((c.max_seasons, "seasons"), (c.max_episodes, "episodes"),
-                        (c.max_duration_min, "min")):  # fmt: skip
-        if value is not None:
-            parts.append(f"≤ {value:g} {unit}")
-    return ", ".join(parts) if parts else "no constraints"
 
 
 _ALIASES = {"max_age_rating": "max_min_age"}

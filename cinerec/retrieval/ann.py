@@ -21,9 +21,9 @@ import faiss
 import numpy as np
 
 from cinerec.errors import ModelError
-from cinerec.models.base import top_k
 from cinerec.retrieval.builders import build_hnsw, build_ivf
 from cinerec.retrieval.exclude import ExcludeLike, drop_excluded, exclude_rows
+from cinerec.retrieval.topk import top_k
 
 KINDS: Final = ("auto", "flat", "hnsw", "ivf")
 METRICS: Final = ("ip", "cosine")

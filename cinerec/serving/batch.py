@@ -1,4 +1,5 @@
-"""Nightly batch scoring: every user's list through the pipeline, into Redis and Parquet.
+"""Nightly batch scoring: every user's list through the pipeline, into Redis and Parquet;
+every item's "more like this" list into Parquet.
 
 The API answers a known user with no activity since the batch run from these lists (a
 Redis GET instead of the pipeline); any feedback, filter or preference sends the request
@@ -17,6 +18,7 @@ import redis
 from tqdm.auto import tqdm
 
 from cinerec.data.io import atomic_path
+from cinerec.models.similar import COLUMNS, similar_items
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Request
 from cinerec.serving.present import CatalogView
@@ -93,4 +95,32 @@ def batch_score(
         "model_version": rec.model_version,
         "out": str(out) if out else None,
         "redis": bool(client),
+    }
+
+
+def batch_similar(
+    rec: Recommender,
+    out: str | Path,
+    *,
+    k: int = 20,
+    model: str | None = None,
+    chunk: int = 512,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Every catalog item's "more like this" list into Parquet (item_id, similar_id, score,
+    rank), through :func:`~cinerec.models.similar.similar_items` like the API and the CLI."""
+    ids = [str(i) for i in rec.items.ids]
+    frames = [
+        similar_items(rec.models, rec.items, ids[start : start + chunk], k, model)
+        for start in tqdm(range(0, len(ids), chunk), desc="similar items", disable=not progress)
+    ]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    frame["model_version"] = rec.model_version
+    with atomic_path(Path(out)) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return {
+        "items": len(ids),
+        "rows": len(frame),
+        "model_version": rec.model_version,
+        "out": str(out),
     }

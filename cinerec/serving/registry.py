@@ -31,8 +31,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 from cinerec.data.io import atomic_path, write_text
 from cinerec.errors import CinerecError, IntegrityError
+from cinerec.models.bundle import load_bundle
 from cinerec.pipeline.persist import load_recommender
-from cinerec.training.bundle import load_bundle
 
 log = logging.getLogger(__name__)
 

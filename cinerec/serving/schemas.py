@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from cinerec.pipeline.rules import ConstraintError, constraints_from_mapping
+from cinerec.pipeline.types import Constraints
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Device = Literal["web", "mobile", "tablet", "tv"]
@@ -27,7 +30,7 @@ class ContextIn(_Strict):
 class FiltersIn(_Strict):
     """Hard constraints on what may be shown (parental control, language, …)."""
 
-    max_age_rating: Annotated[int, Field(ge=0, le=21)] | str | None = Field(
+    max_age_rating: int | str | None = Field(
         default=None, description="A minimum-age number (e.g. 13) or a label such as 'PG-13'."
     )
     languages: list[Annotated[str, Field(max_length=50)]] = Field(default=[], max_length=50)
@@ -40,12 +43,23 @@ class FiltersIn(_Strict):
     max_episodes: Annotated[int, Field(ge=0, le=100000)] | None = None
     max_duration_min: Annotated[float, Field(gt=0, le=100000)] | None = None
 
+    _constraints: Constraints = PrivateAttr(default_factory=Constraints)
+
     @model_validator(mode="after")
-    def _years(self) -> FiltersIn:
-        low, high = self.year_min, self.year_max
-        if low is not None and high is not None and low > high:
-            raise ValueError("year_min is after year_max")
+    def _as_constraints(self) -> FiltersIn:
+        """Meaning is checked once, by the pipeline's rules (age labels, year order, …);
+        the fields above only bound the shape and size of what a client may send."""
+        given = {k: v for k, v in self.model_dump().items() if v not in (None, [])}
+        try:
+            self._constraints = constraints_from_mapping(given)
+        except ConstraintError as exc:
+            raise ValueError(str(exc)) from exc
         return self
+
+    @property
+    def constraints(self) -> Constraints:
+        """The filters as the pipeline's :class:`~cinerec.pipeline.types.Constraints`."""
+        return self._constraints
 
 
 class PreferencesIn(_Strict):

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from cinerec.data.signals import EVENT_CONFIDENCE, MIN_POSITIVE_CONFIDENCE, UNKNOWN_WATCH_CONFIDENCE
-from cinerec.errors import CinerecError, ModelError
+from cinerec.errors import CinerecError
+from cinerec.models.similar import similar_items
 from cinerec.pipeline.persist import load_recommender
 from cinerec.pipeline.recommender import Recommender
-from cinerec.pipeline.rules import constraints_from_mapping
 from cinerec.pipeline.types import Context, Preferences, RecentEvent, Request
 from cinerec.serving import schemas
 from cinerec.serving.events import FeedbackEvent
@@ -203,8 +203,7 @@ class Services:
     def _request(
         self, rec: Recommender, body: schemas.RecommendationRequest, online: list[FeedbackEvent]
     ) -> Request:
-        filters = {k: v for k, v in body.filters.model_dump().items() if v not in (None, [])}
-        constraints = constraints_from_mapping(filters)
+        constraints = body.filters.constraints
         durations = self._view(rec).durations
         index = rec.items.lookup([e.item_id for e in online]) if online else np.zeros(0, int)
         recent = tuple(
@@ -319,26 +318,13 @@ class Services:
 
     # ----- items and users -------------------------------------------------------------------
     def similar(self, item_id: str, k: int) -> list[schemas.SimilarItem]:
-        """Content neighbours (any title, watched or not); item-kNN when no content model."""
+        """More like this (:func:`~cinerec.models.similar.similar_items`): content
+        neighbours (any title, watched or not), else the first model relating items."""
         rec: Recommender = self.holder.value
         index = rec.items.lookup([item_id])
         if index[0] < 0:
             raise NotFoundError(f"unknown item '{item_id}'")
-        model = next((m for m in rec.models.values() if hasattr(m, "similar_items")), None)
-        knn = next(
-            (m for m in rec.models.values() if getattr(m, "similarity", None) is not None), None
-        )
-        if model is not None:
-            top, scores = model.similar_items(index, k)  # type: ignore[attr-defined]
-        elif knn is not None:
-            row = knn.similarity[int(index[0])].toarray().ravel()  # type: ignore[attr-defined]
-            row[int(index[0])] = -np.inf
-            row[row <= 0] = -np.inf
-            order = np.argsort(-row, kind="stable")[:k]
-            order = order[np.isfinite(row[order])]
-            top, scores = order[None, :], row[order][None, :]
-        else:
-            raise ModelError("this bundle has no model that relates items (content, itemknn)")
+        frame = similar_items(rec.models, rec.items, [item_id], k)
         view = self._view(rec)
         titles, types = view.titles, view.types
         return [
@@ -349,8 +335,12 @@ class Services:
                 title=titles[i],
                 type=types[i],
             )
-            for r, (i, s) in enumerate(zip(top[0], scores[0], strict=True), start=1)
-            if i >= 0
+            for i, s, r in zip(
+                rec.items.lookup(frame["similar_id"].to_numpy(object)),
+                frame["score"],
+                frame["rank"],
+                strict=True,
+            )
         ]
 
     def history(self, user_id: str, limit: int) -> list[schemas.HistoryEvent]:

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 
 from cinerec.data.dataset import Dataset
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.splits import make_split
-from cinerec.models.base import Model, get_model_class
-from cinerec.pipeline.config import PipelineConfig, default_config
-from cinerec.pipeline.offline import RankerChoice, train_ranker
+from cinerec.models.bundle import save_bundle
+from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.persist import write_pipeline
 from cinerec.pipeline.state import HistoryStore
-from cinerec.training.bundle import save_bundle
-from cinerec.training.tuning import SearchResult, tune
+from cinerec.training.hybrid import fit_hybrid
+from cinerec.training.tuning import SearchResult
 
 #: BPR is left out of the default bundle: on every split measured it trails ALS and takes
 #: minutes to tune (it stays available with ``--models``).
@@ -69,69 +66,36 @@ def train_bundle(
 
     Each model is tuned on the validation carve; with ``hybrid`` the models are then
     fitted on the carve's training part and the pipeline's ranker is trained and chosen
-    on its held-out part (:func:`~cinerec.pipeline.offline.choose_ranker`); finally every
+    on its held-out part (:func:`~cinerec.training.hybrid.fit_hybrid`); finally every
     model is refitted on all interactions. The bundle's ``default_model`` is the best
     single model (what ``Bundle.recommend`` uses); the pipeline (config, ranker, user
     histories) goes in ``pipeline/``.
     """
     console = Console(stderr=True, quiet=not progress)
-    timings: dict[str, float] = {}
     item_index = IdIndex.from_ids(dataset.items["item_id"])
     validation = make_split(validation_spec, dataset.interactions, seed=seed)
-    searches: dict[str, SearchResult] = {}
-    models: dict[str, Model] = {}
     full = InteractionMatrix.build(dataset.interactions, items=dataset.items, item_index=item_index)
-    for name in model_names:
-        started = time.perf_counter()
-        searches[name] = tune(
-            name,
-            validation,
-            items=dataset.items,
-            item_index=item_index,
-            metric=metric,
-            time_budget_s=tune_time_budget_s,
-            seed=seed,
-        )
-        timings[f"tune.{name}"] = time.perf_counter() - started
-        console.log(
-            f"{name}: {metric} {searches[name].best_value:.4f} on validation with "
-            f"{searches[name].best_params or 'no parameters'}"
-        )
-    default = max(searches, key=lambda n: searches[n].best_value)
-    config = pipeline or default_config(list(model_names))
-    choice: RankerChoice | None = None
-    if hybrid:
-        started = time.perf_counter()
-        choice = train_ranker(
-            validation,
-            dataset.items,
-            item_index,
-            {name: searches[name].best_params for name in model_names},
-            config,
-            default_model=default,
-            seed=seed,
-            progress=progress,
-        )
-        timings["ranker"] = time.perf_counter() - started
-        config = choice.config or config
-        console.log(
-            f"pipeline ranker: {choice.chosen_kind} ({choice.validation}); "
-            f"re-rank: {choice.rerank.get('chosen')}"
-        )
-    for name in model_names:
-        started = time.perf_counter()
-        models[name] = get_model_class(name)(**searches[name].best_params).fit(full)
-        timings[f"fit.{name}"] = time.perf_counter() - started
+    fit = fit_hybrid(
+        validation,
+        full,
+        dataset.items,
+        model_names,
+        pipeline=pipeline,
+        with_pipeline=hybrid,
+        metric=metric,
+        seed=seed,
+        tune_time_budget_s=tune_time_budget_s,
+        progress=progress,
+        console=console,
+    )
     histories = HistoryStore.from_events(full.events, full.n_users)
-    pipeline_info = {"config_hash": config.digest(), "config": config.model_dump(mode="json")}
-    if choice is not None:
-        pipeline_info.update(choice.to_dict())
+    pipeline_info = fit.pipeline_info()
     bundle = save_bundle(
         out,
         full.users,
         item_index,
-        models,
-        default_model=default,
+        fit.models,
+        default_model=fit.default_model,
         catalog=dataset.items,
         info={
             "dataset": {
@@ -141,27 +105,16 @@ def train_bundle(
                 "items": len(dataset.items),
             },
             "validation": {"split": validation_spec, "metric": metric, "seed": seed},
-            "search": {name: s.to_dict() for name, s in searches.items()},
+            "search": {name: s.to_dict() for name, s in fit.searches.items()},
             "pipeline": pipeline_info,
         },
-        extras=lambda folder: write_pipeline(
-            folder, config, choice.chosen if choice else None, histories
-        ),
+        extras=lambda folder: write_pipeline(folder, fit.config, fit.ranker, histories),
     )
-    console.log(f"bundle written to {bundle} (default model: {default})")
+    console.log(f"bundle written to {bundle} (default model: {fit.default_model})")
     return TrainReport(
         bundle=bundle,
-        default_model=default,
-        searches=searches,
-        timings=timings,
+        default_model=fit.default_model,
+        searches=fit.searches,
+        timings=fit.timings,
         pipeline=pipeline_info,
     )
-
-
-def frame_summary(frame: pd.DataFrame) -> dict[str, int]:
-    """Row and distinct-id counts of an interactions frame."""
-    return {
-        "rows": len(frame),
-        "users": int(frame["user_id"].nunique()),
-        "items": int(frame["item_id"].nunique()),
-    }

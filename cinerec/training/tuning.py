@@ -1,7 +1,7 @@
 """Hyperparameter search on a validation split carved from the training part.
 
 Every model declares its search space (``Model.search_space``): per parameter an ordered
-list of values, or a numeric range (:mod:`cinerec.training.space`). :func:`tune` fits one
+list of values, or a numeric range (:mod:`cinerec.models.space`). :func:`tune` fits one
 model per visited point on the validation-train part and keeps the point with the best
 validation metric.
 
@@ -31,7 +31,7 @@ from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.evaluator import evaluate_model
 from cinerec.evaluation.splits import Split
 from cinerec.models.base import get_model_class
-from cinerec.training.space import FloatRange, IntRange, SearchSpace, describe, has_ranges
+from cinerec.models.space import FloatRange, IntRange, SearchSpace, describe, has_ranges
 
 if TYPE_CHECKING:
     import optuna
@@ -148,7 +148,7 @@ def tune(
 
     ``strategy`` is "grid" (every point), "ascent" (coordinate ascent) or "optuna" (TPE,
     seeded by ``seed``, ``n_trials`` trials). By default a space holding an
-    :class:`~cinerec.training.space.IntRange` or :class:`~cinerec.training.space.FloatRange`
+    :class:`~cinerec.models.space.IntRange` or :class:`~cinerec.models.space.FloatRange`
     uses optuna, and list-only grids of up to :data:`EXHAUSTIVE_LIMIT` points are searched
     exhaustively, larger ones by ascent. ``time_budget_s`` stops the search once spent (the
     first trial always runs); ``fixed_params`` override searched values (and are left out

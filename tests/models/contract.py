@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.models.base import Model, get_model_class, load_model
-from cinerec.training.space import FloatRange, IntRange
+from cinerec.models.space import FloatRange, IntRange
 
 N_USERS = 30
 N_ITEMS = 40
@@ -263,3 +263,26 @@ class ModelContract:
     def test_registered_by_name(self) -> None:
         model = self.model_factory()
         assert get_model_class(model.name) is type(model)
+
+    # ----- similar_items ("more like this") ------------------------------------------------
+    def test_similar_items_contract(self, fitted: Model, data: InteractionMatrix) -> None:
+        """Models that relate items return their own block's items; others refuse clearly."""
+        anchors = data.items.lookup(["i0", "i10", "i20"])
+        if not fitted.relates_items:
+            with pytest.raises(ModelError, match="cannot find similar items"):
+                fitted.similar_items(anchors, 5)
+            return
+        top, scores = fitted.similar_items(anchors, 5)
+        assert top.shape == scores.shape == (3, 5)
+        assert top.dtype == np.int64 and scores.dtype == np.float32
+        for row, anchor in enumerate(anchors):
+            found = top[row][top[row] >= 0]
+            assert anchor not in found and len(found) > 0
+            assert np.all(np.diff(scores[row][: len(found)]) <= 0)  # best first
+            assert np.isneginf(scores[row][len(found) :]).all()  # padding after the hits
+            # the synthetic tastes are blocks of ten items: most neighbours share the block
+            block = int(data.items.ids[anchor][1:]) // 10
+            same = [int(data.items.ids[i][1:]) // 10 == block for i in found]
+            assert sum(same) > len(same) / 2
+        with pytest.raises(ModelError, match="out of range"):
+            fitted.similar_items(np.array([data.n_items]), 3)

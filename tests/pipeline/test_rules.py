@@ -17,9 +17,7 @@ from cinerec.errors import CinerecError
 from cinerec.pipeline.rules import (
     CatalogFacts,
     ConstraintError,
-    apply_constraints,
     constraints_from_mapping,
-    describe,
 )
 from cinerec.pipeline.types import Constraints
 
@@ -198,19 +196,6 @@ def test_allowed_is_cached_and_read_only() -> None:
     np.testing.assert_array_equal(facts.allowed(unhashable), expected)
 
 
-def test_genre_matrix_unifies_spellings() -> None:
-    matrix = FACTS.genre_matrix()
-    assert matrix.shape == (len(ROWS), len(FACTS.genre_names)) and matrix.dtype == np.float32
-    assert sorted(FACTS.genre_names) == sorted(
-        ["Action", "Animation", "Comedy", "Crime", "Documentary", "Drama", "Family", "Kids"]
-    )
-    drama = FACTS.genre_names.index("Drama")
-    assert _set(matrix[:, drama].toarray().ravel() > 0) == {0, 4, 6, 7}
-    assert set(np.unique(matrix.toarray())) == {0.0, 1.0}
-    matrix.data[:] = 5.0  # a copy: the facts are untouched
-    assert FACTS.genre_matrix().max() == 1.0
-
-
 def test_freshness() -> None:
     fresh = FACTS.freshness(now_year=2023, years=5)
     assert fresh.dtype == np.float32
@@ -234,26 +219,6 @@ def test_preference_match() -> None:
     assert FACTS.preference_match(np.zeros(0, dtype=np.int64), genres=("drama",)).shape == (0,)
     with pytest.raises(ValueError):
         FACTS.preference_match(np.array([len(ROWS)]), genres=("drama",))
-
-
-def test_apply_constraints() -> None:
-    allowed = FACTS.allowed(Constraints(types=("series",)))
-    mask = apply_constraints(np.array([5, 0, 3, 9], dtype=np.int64), allowed)
-    assert mask.dtype == bool and mask.tolist() == [True, False, False, True]
-    with pytest.raises(ValueError):
-        apply_constraints(np.array([-1]), allowed)
-
-
-def test_describe() -> None:
-    assert describe(Constraints()) == "no constraints"
-    c = Constraints(max_min_age=12, languages=("tr",), year_min=2020)
-    assert describe(c) == "age ≤ 12, language in {tr}, 2020+"
-    c = Constraints(types=("series",), year_min=2000, year_max=2010, max_seasons=3,
-                    max_duration_min=45.5)  # fmt: skip
-    assert describe(c) == "type in {series}, 2000–2010, ≤ 3 seasons, ≤ 45.5 min"
-    assert describe(Constraints(year_max=1990, genres=("Drama", "Crime"))) == (
-        "genre in {Drama, Crime}, up to 1990"
-    )
 
 
 @pytest.mark.parametrize(

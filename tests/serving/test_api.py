@@ -89,8 +89,12 @@ def test_bad_input_gets_a_4xx_with_a_reason(client: TestClient) -> None:
         client.post("/v1/recommendations", json={"user_id": "u1", "filterz": {}}),
         client.post("/v1/recommendations", json={"filters": {"max_age_rating": "XYZ"}}),
         client.post("/v1/recommendations", json={"filters": {"year_min": 2020, "year_max": 2000}}),
+        client.post("/v1/recommendations", json={"filters": {"max_age_rating": 30}}),
         client.post("/v1/feedback/batch", json={"events": []}),
     ]
+    # filters are checked once, by the pipeline's rules, and the reason names the field
+    assert "max_age_rating" in str(cases[5].json()["detail"])
+    assert "year_min" in str(cases[6].json()["detail"])
     for response in cases:
         assert 400 <= response.status_code < 500, response.text
         assert response.json()["detail"]

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from cinerec.pipeline.persist import load_recommender
 from cinerec.serving.app import create_app
-from cinerec.serving.batch import BatchStore, batch_score
+from cinerec.serving.batch import BatchStore, batch_score, batch_similar
 from tests.services import REDIS_URL, redis_or_skip
 from tests.serving.conftest import make_settings
 
@@ -51,3 +51,18 @@ def test_batch_scores_land_in_parquet_and_redis(
         client.post("/v1/feedback", json={"user_id": "u1", "item_id": "i3", "action": "click"})
         after = client.get("/v1/recommendations", params={"user_id": "u1", "k": 10}).json()
         assert after["source"] == "pipeline"  # activity since the batch: live answer
+
+
+def test_batch_similar_lists_match_the_api(bundle_folder: Path, tmp_path: Path) -> None:
+    """Every item's more-like-this list in Parquet equals what the API answers for it."""
+    rec = load_recommender(bundle_folder)
+    summary = batch_similar(rec, tmp_path / "similar.parquet", k=5, chunk=7)
+    frame = pd.read_parquet(tmp_path / "similar.parquet")
+    assert summary["items"] == len(rec.items) and summary["rows"] == len(frame)
+    assert set(frame["model_version"]) == {rec.model_version}
+    settings = make_settings(bundle_folder, tmp_path)
+    with TestClient(create_app(settings)) as client:
+        for item in ("i4", "i17"):
+            api = client.get(f"/v1/items/{item}/similar", params={"k": 5}).json()
+            stored = frame[frame.item_id == item].sort_values("rank")
+            assert [s["item_id"] for s in api] == stored["similar_id"].tolist()

@@ -15,9 +15,9 @@ import fsspec
 import pytest
 
 from cinerec.errors import IntegrityError
+from cinerec.models.bundle import load_bundle
 from cinerec.pipeline.recommender import Request
 from cinerec.serving.registry import HotReloader, ModelRegistry, RegistryError
-from cinerec.training.bundle import load_bundle
 from cinerec.training.train import train_bundle
 from tests.synthetic import clustered_dataset
 

@@ -1,7 +1,7 @@
 """Ablation of the hybrid pipeline: what each stage and each recall source adds.
 
 On one dataset and split, the base models are tuned and fitted once (as in
-:func:`~cinerec.evaluation.protocol.run_protocol`); then pipeline variants are evaluated
+:func:`~cinerec.training.protocol.run_protocol`); then pipeline variants are evaluated
 with the same full-ranking evaluator:
 
 * ``recall only`` — the candidates in the best single model's order (no ranker, no
@@ -29,21 +29,15 @@ from cinerec.data.dataset import Dataset
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.evaluator import EvaluationResult, evaluate_model
 from cinerec.evaluation.metrics import bootstrap_ci
-from cinerec.evaluation.protocol import default_validation
 from cinerec.evaluation.splits import make_split
 from cinerec.features.categorical import multi_hot
-from cinerec.models.base import Model, get_model_class
+from cinerec.models.base import get_model_class
 from cinerec.pipeline.config import PipelineConfig, RerankConfig, default_config
-from cinerec.pipeline.offline import (
-    PipelineModel,
-    RankerChoice,
-    build_recommender,
-    choose_ranker,
-    held_out_truth,
-    ranking_data,
-)
-from cinerec.pipeline.rerank_tuning import tune_rerank
-from cinerec.training.tuning import tune
+from cinerec.pipeline.offline import PipelineModel, build_recommender
+from cinerec.training.hybrid import fit_hybrid
+from cinerec.training.protocol import default_validation
+from cinerec.training.ranker import RankerChoice, choose_ranker, held_out_truth, ranking_data
+from cinerec.training.rerank_tuning import tune_rerank
 
 DEFAULT_BASE = ("pop", "trending", "itemknn", "ease", "als", "content")
 #: Sources never worth removing: they add nothing offline (no editor list, no series
@@ -127,25 +121,26 @@ def run_ablation(
             model, train, split.test, ks=ks, name=name, item_features=genres, progress=False
         )
 
+    fit = fit_hybrid(
+        validation,
+        train,
+        dataset.items,
+        base_models,
+        with_pipeline=False,
+        seed=seed,
+        tune_time_budget_s=tune_time_budget_s,
+        progress=progress,
+        console=console,
+    )
+    fitted, default = fit.models, fit.default_model
+    stage1 = {
+        name: get_model_class(name)(**fit.searches[name].best_params).fit(carve)
+        for name in base_models
+    }
     results: list[EvaluationResult] = []
-    fitted: dict[str, Model] = {}
-    stage1: dict[str, Model] = {}
-    scores: dict[str, float] = {}
     for name in base_models:
-        search = tune(
-            name,
-            validation,
-            items=dataset.items,
-            item_index=item_index,
-            time_budget_s=tune_time_budget_s,
-            seed=seed,
-        )
-        scores[name] = search.best_value
-        fitted[name] = get_model_class(name)(**search.best_params).fit(train)
-        stage1[name] = get_model_class(name)(**search.best_params).fit(carve)
         results.append(evaluate(fitted[name], name))
         console.log(f"{name}: ndcg@10 {results[-1].metrics['ndcg@10']:.4f}")
-    default = max(scores, key=lambda n: scores[n])
     best_single = max(results, key=lambda r: r.metrics["ndcg@10"])
     full = default_config(list(base_models))
     recall: dict[str, float] = {}

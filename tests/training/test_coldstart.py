@@ -1,7 +1,7 @@
 import pandas as pd
 
 from cinerec.data.dataset import Dataset
-from cinerec.evaluation.coldstart import new_item_protocol, new_user_protocol
+from cinerec.training.coldstart import new_item_protocol, new_user_protocol
 from tests.synthetic import clustered_dataset
 
 NO_ENCODER = {"content": {"embed_weight": 0.0}}

@@ -20,10 +20,10 @@ from cinerec.errors import ModelError
 from cinerec.evaluation.evaluator import EvaluationResult, evaluate_model
 from cinerec.evaluation.splits import make_split
 from cinerec.features.categorical import multi_hot
-from cinerec.models.base import Model, get_model_class
-from cinerec.pipeline.config import PipelineConfig, default_config
-from cinerec.pipeline.offline import PipelineModel, build_recommender, train_ranker
-from cinerec.training.tuning import SearchResult, tune
+from cinerec.pipeline.config import PipelineConfig
+from cinerec.pipeline.offline import PipelineModel
+from cinerec.training.hybrid import fit_hybrid
+from cinerec.training.tuning import SearchResult
 
 DEFAULT_MODELS = ("pop", "trending", "itemknn", "ease", "als", "bpr", "content", "hybrid")
 #: The whole pipeline (:mod:`cinerec.pipeline`) over the other listed models.
@@ -82,57 +82,45 @@ def run_protocol(
         f"{dataset.name} · split {split_spec}: {len(split.train):,} train / "
         f"{len(split.test):,} test rows; validation {validation_spec}"
     )
+    singles = [name for name in model_names if name != HYBRID]
+    if not singles:
+        raise ModelError(
+            "the hybrid needs at least one other model to build on"
+            if HYBRID in model_names
+            else "no models to evaluate"
+        )
+    fit = fit_hybrid(
+        validation,
+        train,
+        dataset.items,
+        singles,
+        pipeline=pipeline,
+        with_pipeline=HYBRID in model_names,
+        seed=seed,
+        tune_time_budget_s=tune_time_budget_s,
+        progress=progress,
+        console=console,
+    )
     results: list[EvaluationResult] = []
-    searches: dict[str, SearchResult] = {}
-    fitted: dict[str, Model] = {}
-    for name in model_names:
-        if name == HYBRID:
-            continue
-        t0 = time.perf_counter()
-        search = tune(
-            name,
-            validation,
-            items=dataset.items,
-            item_index=item_index,
-            time_budget_s=tune_time_budget_s,
-            seed=seed,
-        )
-        searches[name] = search
-        model = get_model_class(name)(**search.best_params)
-        fit_started = time.perf_counter()
-        model.fit(train)
-        fitted[name] = model
-        fit_seconds = time.perf_counter() - fit_started
+    for name in singles:
         result = evaluate_model(
-            model, train, split.test, ks=ks, name=name, item_features=genres, progress=progress
-        )
-        result.params = {**search.best_params, "fit_seconds": round(fit_seconds, 3)}
-        results.append(result)
-        console.log(
-            f"{name}: tuned {len(search.trials)} points in {search.seconds:.1f}s "
-            f"(best {search.best_params}), ndcg@10 {result.metrics.get('ndcg@10', 0.0):.4f}"
-            f" · {time.perf_counter() - t0:.1f}s"
-        )
-    if HYBRID in model_names:
-        if not fitted:
-            raise ModelError("the hybrid needs at least one other model to build on")
-        t0 = time.perf_counter()
-        default = max(searches, key=lambda n: searches[n].best_value)
-        config = pipeline or default_config(list(fitted))
-        choice = train_ranker(
-            validation,
-            dataset.items,
-            item_index,
-            {name: searches[name].best_params for name in fitted},
-            config,
-            default_model=default,
-            seed=seed,
+            fit.models[name],
+            train,
+            split.test,
+            ks=ks,
+            name=name,
+            item_features=genres,
             progress=progress,
         )
-        config = choice.config or config
-        recommender = build_recommender(fitted, train, config, choice.chosen, default_model=default)
+        result.params = {
+            **fit.searches[name].best_params,
+            "fit_seconds": round(fit.timings[f"fit.{name}"], 3),
+        }
+        results.append(result)
+        console.log(f"{name}: ndcg@10 {result.metrics.get('ndcg@10', 0.0):.4f}")
+    if HYBRID in model_names:
         result = evaluate_model(
-            PipelineModel(recommender),  # type: ignore[arg-type]
+            PipelineModel(fit.recommender(train)),
             train,
             split.test,
             ks=ks,
@@ -140,12 +128,11 @@ def run_protocol(
             item_features=genres,
             progress=progress,
         )
-        result.params = {"config": config.digest(), **choice.to_dict()}
+        chosen = fit.choice.to_dict() if fit.choice is not None else {}
+        result.params = {"config": fit.config.digest(), **chosen}
         results.append(result)
-        console.log(
-            f"hybrid: ranker {choice.chosen_kind}, ndcg@10 "
-            f"{result.metrics.get('ndcg@10', 0.0):.4f} · {time.perf_counter() - t0:.1f}s"
-        )
+        ranker = fit.choice.chosen_kind if fit.choice else "none"
+        console.log(f"hybrid: ranker {ranker}, ndcg@10 {result.metrics.get('ndcg@10', 0.0):.4f}")
     context = {
         "dataset": dataset.name,
         "split": split_spec,
@@ -156,4 +143,4 @@ def run_protocol(
         "n_items": len(item_index),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return ProtocolRun(dataset.name, split_spec, results, searches, context)
+    return ProtocolRun(dataset.name, split_spec, results, fit.searches, context)

@@ -31,8 +31,9 @@ from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.evaluator import EvaluationResult, evaluate_rankings
 from cinerec.evaluation.splits import make_split
 from cinerec.features.categorical import multi_hot
-from cinerec.models.base import Model, get_model_class, top_k
-from cinerec.training.tuning import tune
+from cinerec.models.base import Model, get_model_class
+from cinerec.retrieval.topk import top_k
+from cinerec.training.hybrid import fit_hybrid
 
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -71,7 +72,7 @@ def new_item_protocol(
     score = _Scorer(dataset, item_index, train, truth, ks, n_cold_users)
     results = []
     for name in model_names:
-        model = _fitted(name, dataset, train_df, item_index, train, seed, tune_models, model_params)
+        model = _fitted(name, dataset, train_df, train, seed, tune_models, model_params)
         t0 = time.perf_counter()
         ranked = _rank(model, users, cold_idx, max(ks))
         results.append(score(ranked, name, t0, model.params))
@@ -112,9 +113,7 @@ def new_user_protocol(
     val_train, val_test = _truncate(train_df, val_users, max_history)
     val_matrix = InteractionMatrix.build(val_train, items=dataset.items, item_index=item_index)
     val_models = {
-        name: _fitted(
-            name, dataset, val_train, item_index, val_matrix, seed, tune_models, model_params
-        )
+        name: _fitted(name, dataset, val_train, val_matrix, seed, tune_models, model_params)
         for name in ("pop", "content")
     }
     val_truth, val_user_idx, _ = _truth(val_matrix, val_test)
@@ -125,7 +124,7 @@ def new_user_protocol(
 
     train = InteractionMatrix.build(train_df, items=dataset.items, item_index=item_index)
     models = {
-        name: _fitted(name, dataset, train_df, item_index, train, seed, tune_models, model_params)
+        name: _fitted(name, dataset, train_df, train, seed, tune_models, model_params)
         for name in ("pop", "content")
     }
     truth, users, n_cold_users = _truth(train, test_df)
@@ -206,27 +205,24 @@ def _fitted(
     name: str,
     dataset: Dataset,
     train_df: pd.DataFrame,
-    item_index: IdIndex,
     train: InteractionMatrix,
     seed: int,
     tune_models: bool,
     model_params: dict[str, dict[str, Any]] | None,
 ) -> Model:
     """A fitted model: ``model_params`` fixed, the rest tuned on a leave-last:5 carve."""
-    cls = get_model_class(name)
-    fixed = (model_params or {}).get(name, {})
-    params: dict[str, Any] = dict(fixed)
-    if tune_models and cls.search_space():
-        validation = make_split("leave-last:5", train_df, seed=seed)
-        params = tune(
-            name,
-            validation,
-            items=dataset.items,
-            item_index=item_index,
-            seed=seed,
-            fixed_params=fixed,
-        ).best_params
-    return cls(**params).fit(train)
+    tuned = tune_models and bool(get_model_class(name).search_space())
+    fit = fit_hybrid(
+        make_split("leave-last:5", train_df, seed=seed) if tuned else None,
+        train,
+        dataset.items,
+        (name,),
+        with_pipeline=False,
+        seed=seed,
+        tune_models=tuned,
+        fixed_params={name: (model_params or {}).get(name, {})},
+    )
+    return fit.models[name]
 
 
 def _rank(model: Model, users: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:

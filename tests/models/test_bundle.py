@@ -6,7 +6,7 @@ import pytest
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.errors import IntegrityError
 from cinerec.models.base import get_model_class
-from cinerec.training.bundle import load_bundle, save_bundle
+from cinerec.models.bundle import load_bundle, save_bundle
 from tests.synthetic import clustered_dataset
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cinerec.evaluation.beyond import intra_list_diversity
+from cinerec.evaluation.metrics import ndcg_at_k
 from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Request
@@ -31,17 +32,6 @@ RERANK_GRID: tuple[tuple[str, float, int | None], ...] = tuple(
     for cap in (None, 3)
     for lam in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 )
-
-
-def _ndcg(ranked: np.ndarray, truth: sp.csr_matrix, k: int) -> np.ndarray:
-    out = np.zeros(len(ranked))
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    for row, items in enumerate(ranked):
-        relevant = truth.indices[truth.indptr[row] : truth.indptr[row + 1]]
-        hits = np.isin(items[:k], relevant) & (items[:k] >= 0)
-        ideal = discounts[: min(len(relevant), k)].sum()
-        out[row] = (discounts[: len(hits)][hits]).sum() / ideal if ideal else 0.0
-    return out
 
 
 def tune_rerank(
@@ -82,7 +72,7 @@ def tune_rerank(
                 "mmr_space": space,
                 "mmr_lambda": lam,
                 "genre_cap": cap,
-                "ndcg@10": float(_ndcg(ranked, rows, k).mean()),
+                "ndcg@10": float(ndcg_at_k(ranked, rows, k).mean()),
                 "diversity@10": float(np.nanmean(intra_list_diversity(ranked, genres, k))),
             }
         )

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cinerec.cli_common import JsonFlag
-from cinerec.cli_common import print_summary as _print_summary
+from cinerec.cli.common import JsonFlag
+from cinerec.cli.common import print_summary as _print_summary
 from cinerec.console import out_console, print_json
 from cinerec.errors import CinerecError
 
@@ -122,18 +122,25 @@ def batch_score_command(
     out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write.")] = None,
     redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="REDIS_URL")] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=500)] = 50,
+    similar_out: Annotated[
+        Path | None,
+        typer.Option("--similar-out", help="Also write every item's more-like-this list here."),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Nightly bulk scoring of every user into Redis (the API's fast path) and/or Parquet."""
     from cinerec.pipeline.persist import load_recommender
-    from cinerec.serving.batch import batch_score
+    from cinerec.serving.batch import batch_score, batch_similar
 
-    if out is None and redis_url is None:
-        raise CinerecError("give --out and/or --redis-url (REDIS_URL)")
+    if out is None and redis_url is None and similar_out is None:
+        raise CinerecError("give --out, --redis-url (REDIS_URL) and/or --similar-out")
     started = time.perf_counter()
-    summary = batch_score(
-        load_recommender(bundle), k=k, out=out, redis_url=redis_url, progress=not json_
-    )
+    rec = load_recommender(bundle)
+    summary: dict[str, Any] = {}
+    if out is not None or redis_url is not None:
+        summary = batch_score(rec, k=k, out=out, redis_url=redis_url, progress=not json_)
+    if similar_out is not None:
+        summary["similar"] = batch_similar(rec, similar_out, k=k, progress=not json_)
     summary["seconds"] = time.perf_counter() - started
     _print_summary(summary, json_)
 

@@ -34,6 +34,7 @@ from cinerec.data.matrix import IdIndex
 from cinerec.data.schemas import conform
 from cinerec.errors import IntegrityError, ModelError
 from cinerec.models.base import Model, load_model
+from cinerec.models.similar import similar_items
 
 FORMAT_VERSION = 1
 
@@ -59,31 +60,13 @@ class Bundle:
             raise ModelError(f"bundle has no model '{name}' (has: {', '.join(self.models)})")
         return self.models[name]
 
-    def similar(self, item_ids: list[str], k: int = 10, model: str = "content") -> pd.DataFrame:
-        """ "More like this": item_id, similar_id, score, rank (and title when known).
+    def similar(self, item_ids: list[str], k: int = 10, model: str | None = None) -> pd.DataFrame:
+        """ "More like this" (:func:`~cinerec.models.similar.similar_items`) with titles.
 
-        Uses a model with ``similar_items`` (the content model), so it works for items
-        without any interaction. Unknown ids raise a ModelError naming them.
+        ``model`` None lets the preferred model answer (content first, so items without
+        any interaction work too). Unknown ids raise a ModelError naming them.
         """
-        chosen = self.model(model)
-        if not hasattr(chosen, "similar_items"):
-            raise ModelError(f"model '{model}' cannot find similar items")
-        idx = self.items.lookup(np.asarray(item_ids, dtype=object))
-        if (idx < 0).any():
-            unknown = [i for i, j in zip(item_ids, idx, strict=True) if j < 0]
-            raise ModelError(f"unknown item id(s): {', '.join(map(str, unknown[:5]))}")
-        top, scores = chosen.similar_items(idx, k)
-        valid = top >= 0
-        frame = pd.DataFrame(
-            {
-                "item_id": np.repeat(np.asarray(item_ids, dtype=object), k).reshape(top.shape)[
-                    valid
-                ],
-                "similar_id": self.items.ids[top[valid]],
-                "score": scores[valid],
-                "rank": np.broadcast_to(np.arange(1, k + 1), top.shape)[valid],
-            }
-        )
+        frame = similar_items(self.models, self.items, item_ids, k, model)
         if self.catalog is not None and "title" in self.catalog.columns:
             titles = self.catalog.set_index("item_id")["title"]
             frame["title"] = frame["similar_id"].map(titles)

@@ -12,7 +12,7 @@ import pytest
 
 from cinerec.evaluation.splits import Split, make_split
 from cinerec.models.als import ALS
-from cinerec.training.space import FloatRange, IntRange, describe, has_ranges
+from cinerec.models.space import FloatRange, IntRange, describe, has_ranges
 from cinerec.training.train import train_bundle
 from cinerec.training.tuning import grid, tune
 from tests.synthetic import clustered_dataset

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cinerec.cli_common import JsonFlag
-from cinerec.cli_common import print_summary as _print_summary
-from cinerec.cli_service import (
+from cinerec.cli.common import JsonFlag
+from cinerec.cli.common import print_summary as _print_summary
+from cinerec.cli.service import (
     batch_score_command,
     events_app,
     registry_app,
@@ -181,7 +181,7 @@ def recommend(
     ``--model`` ranks with one model of the bundle instead. Seen items are excluded.
     """
     from cinerec.data.tables import read_ids, write_table
-    from cinerec.training.bundle import load_bundle
+    from cinerec.models.bundle import load_bundle
 
     loaded = load_bundle(bundle)
     user_ids = None
@@ -217,11 +217,14 @@ def similar(
     bundle: Annotated[Path, typer.Option("--bundle", help="Bundle folder.")],
     item: Annotated[list[str], typer.Option("--item", help="Item id (repeat for several).")],
     k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 10,
-    model: Annotated[str, typer.Option("--model", help="Model with item vectors.")] = "content",
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Model that relates items (default: content, else kNN)."),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """More like this: the items most similar to each given item (cold items included)."""
-    from cinerec.training.bundle import load_bundle
+    from cinerec.models.bundle import load_bundle
 
     frame = load_bundle(bundle).similar(item, k=k, model=model)
     if json_:
@@ -285,7 +288,7 @@ def evaluate(
             out_console.print(format_table(results, k=k))
         return
 
-    from cinerec.evaluation.protocol import DEFAULT_MODELS, run_protocol
+    from cinerec.training.protocol import DEFAULT_MODELS, run_protocol
 
     config = _pipeline_config(pipeline)
     data = _load(dataset, interactions, items, mapping, False, mirror, cache, not json_)
@@ -342,8 +345,8 @@ def demo(
 ) -> None:
     """The quick start: demo data, a trained hybrid bundle, its evaluation, then the API."""
     from cinerec.data.loaders import load_dataset
-    from cinerec.evaluation.protocol import run_protocol
     from cinerec.evaluation.report import format_table, write_report
+    from cinerec.training.protocol import run_protocol
     from cinerec.training.train import DEFAULT_TRAIN_MODELS, train_bundle
 
     timings: dict[str, float] = {}
