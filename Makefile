@@ -24,6 +24,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check cinerec tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(MIRROR_ENV) $(BIN)/pytest -q
 
 benchmark: setup

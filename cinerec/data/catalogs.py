@@ -24,7 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -150,14 +150,14 @@ def _bad(
     first: tuple[int, str] | None = None
     for name, mask in problems.items():
         if mask.any():
-            row = int(mask.idxmax())
+            row = int(mask.to_numpy().argmax())  # position: the frame is read with a RangeIndex
             if first is None or row < first[0]:
                 first = (row, name)
             drop |= mask
     if strict and first is not None:
         row, name = first
         total = int(drop.sum())
-        value = frame.at[row, name] if name in frame.columns else ""
+        value = frame[name].iat[row] if name in frame.columns else ""
         raise DataError(
             f"cannot parse {value!r} ({total} bad row(s) in this file; "
             "load with strict=False to drop them)",
@@ -289,8 +289,8 @@ def dedupe(items: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     key = items["title"].map(title_key) + "|" + items["year"].astype("string") + "|" + items["type"]
     candidates = key.duplicated(keep=False) & items["year"].notna()
     groups: dict[str, list[int]] = {}
-    for pos, k in zip(np.flatnonzero(candidates.to_numpy()), key[candidates], strict=True):
-        groups.setdefault(k, []).append(int(pos))
+    for at, k in zip(np.flatnonzero(candidates.to_numpy()), key[candidates], strict=True):
+        groups.setdefault(k, []).append(int(at))
     owner = ids.copy()
     directors_of, cast_of = items["director"].to_numpy(), items["cast"].to_numpy()
     for positions in groups.values():
@@ -308,15 +308,15 @@ def dedupe(items: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
                 break
             else:
                 clusters.append((directors, cast, ids[pos]))
-    owner = pd.Series(owner, index=items.index, dtype=items["item_id"].dtype)
-    id_map = pd.Series(owner.to_numpy(), index=items["item_id"], name="item_id")
-    folded = np.flatnonzero((owner != items["item_id"]).to_numpy())
+    owners = pd.Series(owner, index=items.index, dtype=items["item_id"].dtype)
+    id_map = pd.Series(owners.to_numpy(), index=items["item_id"], name="item_id")
+    folded = np.flatnonzero((owners != items["item_id"]).to_numpy())
     if not len(folded):
         return items, id_map
     position = {item_id: pos for pos, item_id in enumerate(ids)}
     members: dict[int, list[int]] = {}
-    for pos in folded:
-        members.setdefault(position[owner.iat[pos]], []).append(int(pos))
+    for moved in folded.tolist():
+        members.setdefault(position[owners.iat[moved]], []).append(moved)
     cols = {c: items[c].to_numpy(dtype=object, copy=True) for c in ITEM_COLUMNS}
     for head, rest in members.items():
         _merge_into(cols, [head, *rest])
@@ -331,7 +331,8 @@ def _merge_into(cols: dict[str, np.ndarray], rows: list[int]) -> None:
     """Fold ``rows[1:]`` into ``rows[0]`` of the column arrays (see :func:`dedupe`)."""
     head = rows[0]
 
-    def present(column: str) -> list[object]:
+    def present(column: str) -> list[Any]:
+        # Object-dtype cells: numbers (seasons, episodes), Timestamps (date_added), strings.
         return [v for v in (cols[column][r] for r in rows) if not pd.isna(v)]
 
     for column in ("genres", "tags", "cast", "director", "country", "providers"):

@@ -15,11 +15,15 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cinerec.data.io import atomic_path
 from cinerec.errors import CinerecError, IntegrityError
+
+if TYPE_CHECKING:  # rich is imported only when a progress bar is shown
+    from rich.progress import Progress
 
 CACHE_ENV: Final = "CINEREC_CACHE"
 MIRROR_ENV: Final = "CINEREC_DATA_MIRROR"
@@ -131,9 +135,9 @@ class _progress:  # noqa: N801 - used like a function
         self.enabled = enabled
         self.label = label
         self.total = total
-        self.bar = None
+        self.bar: Progress | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Callable[[int], object]:
         if not self.enabled:
             return lambda _n: None
         from rich.console import Console
@@ -146,7 +150,7 @@ class _progress:  # noqa: N801 - used like a function
             TransferSpeedColumn,
         )
 
-        self.bar = Progress(
+        bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
@@ -154,9 +158,10 @@ class _progress:  # noqa: N801 - used like a function
             TimeRemainingColumn(),
             console=Console(stderr=True),
         )
-        self.bar.start()
-        task = self.bar.add_task(f"downloading {self.label}", total=self.total)
-        return lambda n: self.bar.advance(task, n)  # type: ignore[union-attr]
+        bar.start()
+        self.bar = bar
+        task = bar.add_task(f"downloading {self.label}", total=self.total)
+        return lambda n: bar.advance(task, n)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:

@@ -10,6 +10,7 @@ counted in ``Dataset.info["validation"]``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -115,7 +116,7 @@ def split_lists(column: pd.Series, sep: str | None = None) -> pd.Series:
     pieces = pieces[pieces.notna() & (pieces != "")]
     grouped = pieces.groupby(level=0).agg(list)
     split = [grouped.get(i, []) for i in range(len(text))]
-    result = [[] for _ in range(len(values))]
+    result: list[list[str]] = [[] for _ in range(len(values))]
     for position, lst in zip(np.flatnonzero(is_text), split, strict=True):
         result[position] = lst
     for position in np.flatnonzero(~is_text):
@@ -183,17 +184,16 @@ def import_dataset(
     :meth:`ValidationReport.as_dict`) and ``info["dropped_rows"]``.
     """
     reports: list[ValidationReport] = []
-    options = {"mapping": mapping, "strict": strict, "list_sep": list_sep}
+    read = functools.partial(import_table, mapping=mapping, strict=strict, list_sep=list_sep)
     items: pd.DataFrame | None = None
     if items_path is not None:
-        items, report = import_table(items_path, "items", **options)  # type: ignore[arg-type]
+        items, report = read(items_path, "items")
         reports.append(report)
-    inter, report = import_table(
+    inter, report = read(
         interactions_path,
         "interactions",
         item_ids=None if items is None else pd.Index(items["item_id"]),
         rating_range=rating_range,
-        **options,  # type: ignore[arg-type]
     )
     reports.append(report)
     if items is None:
@@ -204,7 +204,7 @@ def import_dataset(
     inter["session_id"] = derive_sessions(inter)
     users = empty_frame("users")
     if users_path is not None:
-        users, report = import_table(users_path, "users", **options)  # type: ignore[arg-type]
+        users, report = read(users_path, "users")
         reports.append(report)
     info: dict[str, object] = {"source": str(Path(interactions_path).resolve().parent)}
     dropped = sum(r.rows_dropped for r in reports)

@@ -40,7 +40,7 @@ class IdIndex:
             return np.fromiter(
                 (positions.get(str(i), -1) for i in ids), dtype=np.int64, count=len(ids)
             )
-        codes = self._index.get_indexer(pd.Series(ids, dtype=object).astype(str))
+        codes = self._index.get_indexer(pd.Index(ids, dtype=object).astype(str))
         return np.asarray(codes, dtype=np.int64)
 
     @cached_property

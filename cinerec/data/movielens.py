@@ -292,7 +292,7 @@ def _fast_csv(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
     The fallback lets validation point at the bad row instead of a parser traceback.
     """
     try:
-        return pd.read_csv(path, dtype=dtypes, engine="pyarrow")  # type: ignore[arg-type]
+        return pd.read_csv(path, dtype=dtypes, engine="pyarrow")
     except (ValueError, TypeError, OSError):
         return pd.read_csv(path, dtype="str", keep_default_na=False)
 

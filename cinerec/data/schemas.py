@@ -19,7 +19,13 @@ import pyarrow as pa
 ITEM_TYPES: Final = ("movie", "series")
 EVENTS: Final = ("rating", "view", "watch", "like", "skip", "click")
 
-ITEMS_SCHEMA: Final = pa.schema(
+
+def _schema(fields: list[pa.Field]) -> pa.Schema:
+    """``pa.schema`` over a list stated to hold fields (mixed field types infer as ``object``)."""
+    return pa.schema(fields)
+
+
+ITEMS_SCHEMA: Final = _schema(
     [
         pa.field("item_id", pa.string(), nullable=False),
         pa.field("title", pa.string()),
@@ -42,7 +48,7 @@ ITEMS_SCHEMA: Final = pa.schema(
     ]
 )
 
-USERS_SCHEMA: Final = pa.schema(
+USERS_SCHEMA: Final = _schema(
     [
         pa.field("user_id", pa.string(), nullable=False),
         pa.field("age", pa.int32()),
@@ -54,7 +60,7 @@ USERS_SCHEMA: Final = pa.schema(
     ]
 )
 
-INTERACTIONS_SCHEMA: Final = pa.schema(
+INTERACTIONS_SCHEMA: Final = _schema(
     [
         pa.field("user_id", pa.string(), nullable=False),
         pa.field("item_id", pa.string(), nullable=False),

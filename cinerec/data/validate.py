@@ -190,10 +190,12 @@ class _Checker:
         dup = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
         if not dup.any():
             return
-        first_row = pd.Series(np.arange(len(ids)), index=ids.index).groupby(ids).transform("min")
+        first_row = (
+            pd.Series(np.arange(len(ids)), index=ids.index).groupby(ids).transform("min").to_numpy()
+        )
 
         def describe(i: int) -> str:
-            first = int(first_row.iat[i]) + 1 + self.row_offset
+            first = int(first_row[i]) + 1 + self.row_offset
             return f"duplicate {what} {ids.iat[i]!r} (first seen in row {first})"
 
         self.flag(f"duplicate {what}", column, dup, describe)

@@ -120,7 +120,7 @@ def intra_list_diversity(
         raise ValueError(f"ranked holds item {top.max()} but item_features has {n_items} rows")
     sparse = sp.issparse(feats)
     if sparse and n_items * n_feats <= _DENSE_CELLS:
-        feats, sparse = np.asarray(feats.toarray()), False
+        feats, sparse = sp.csr_matrix(feats).toarray(), False
     if sparse:
         feats = sp.csr_matrix(feats, dtype=np.float64)
         if metric == "jaccard":

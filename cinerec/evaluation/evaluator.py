@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.errors import DataError, ModelError
 from cinerec.evaluation.beyond import (
+    DiversityMetric,
     average_popularity,
     catalog_coverage,
     intra_list_diversity,
@@ -38,9 +39,28 @@ from cinerec.evaluation.metrics import (
     hit_matrix,
 )
 from cinerec.evaluation.result import EvaluationResult
-from cinerec.models.base import Model
 
-ItemFeatures = np.ndarray | sp.spmatrix | sp.sparray
+ItemFeatures: TypeAlias = np.ndarray | sp.spmatrix | sp.sparray
+
+
+class Recommends(Protocol):
+    """What :func:`evaluate_model` ranks with: a fitted ``Model``, or the whole
+    pipeline behind the same call (``cinerec.pipeline.offline.PipelineModel``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def n_users(self) -> int: ...
+
+    @property
+    def n_items(self) -> int: ...
+
+    def recommend(
+        self, user_idx: np.ndarray, k: int = 10, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (int64 indices, float32 scores) per user, padded with -1 / -inf."""
+        ...
 
 
 def evaluate_rankings(
@@ -55,7 +75,7 @@ def evaluate_rankings(
     n_cold_users: int = 0,
     seconds: float = 0.0,
     params: dict[str, Any] | None = None,
-    diversity_metric: str = "jaccard",
+    diversity_metric: DiversityMetric = "jaccard",
     n_boot: int = 1000,
     seed: int = 0,
 ) -> EvaluationResult:
@@ -94,7 +114,7 @@ def evaluate_rankings(
                 ranked,
                 item_features,
                 k,
-                metric=diversity_metric,  # type: ignore[arg-type]
+                metric=diversity_metric,
             )
         if popularity is not None:
             per_user[f"novelty@{k}"] = novelty(ranked, popularity, int(n_users_train or 0), k)
@@ -145,7 +165,7 @@ def relevant_interactions(
 
 
 def evaluate_model(
-    model: Model,
+    model: Recommends,
     train: InteractionMatrix,
     test: pd.DataFrame,
     ks: Iterable[int] = (5, 10, 20),
@@ -156,7 +176,7 @@ def evaluate_model(
     progress: bool = True,
     relevant_events: Collection[str] | None = None,
     min_rating: float | None = None,
-    diversity_metric: str = "jaccard",
+    diversity_metric: DiversityMetric = "jaccard",
     n_boot: int = 1000,
 ) -> EvaluationResult:
     """Rank the catalog for every test user with ``model`` and score the lists.
@@ -234,7 +254,7 @@ def evaluate_predictions(
     item_features: ItemFeatures | None = None,
     relevant_events: Collection[str] | None = None,
     min_rating: float | None = None,
-    diversity_metric: str = "jaccard",
+    diversity_metric: DiversityMetric = "jaccard",
     n_boot: int = 1000,
 ) -> EvaluationResult:
     """Score recommendation lists produced by any system.

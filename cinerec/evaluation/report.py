@@ -143,10 +143,10 @@ def plot_metrics_at_k(results: Sequence[EvaluationResult], path: str | Path) -> 
             ks = [k for k in r.ks if f"{metric}@{k}" in r.metrics]
             values = [r.metrics[f"{metric}@{k}"] for k in ks]
             (line,) = ax.plot(ks, values, marker="o", label=r.model)
-            bands = [r.intervals.get(f"{metric}@{k}") for k in ks]
-            if ks and all(b is not None for b in bands):
-                low = [b[0] for b in bands]  # type: ignore[index]
-                high = [b[1] for b in bands]  # type: ignore[index]
+            bands = [b for k in ks if (b := r.intervals.get(f"{metric}@{k}")) is not None]
+            if ks and len(bands) == len(ks):  # a band at every K
+                low = [b[0] for b in bands]
+                high = [b[1] for b in bands]
                 ax.fill_between(ks, low, high, color=line.get_color(), alpha=0.15, lw=0)
         all_ks = sorted({k for r in results for k in r.ks})
         if all_ks:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeGuard, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +50,31 @@ def get_model_class(name: str) -> type[Model]:
 
 def _import_builtin_models() -> None:
     import cinerec.models.builtin  # noqa: F401  (registers the built-in models)
+
+
+class EmbeddingModel(Protocol):
+    """A model whose scores are user vectors times item vectors (ALS, BPR, content).
+
+    What vector recall (an ANN index over :meth:`embed_items`) and per-item scoring need;
+    :func:`has_vectors` tells whether a model has them.
+    """
+
+    def embed_users(self, user_idx: np.ndarray, user_items: sp.csr_matrix | None) -> np.ndarray:
+        """User vectors (n, d); ``user_items`` as in :meth:`Model.score`."""
+        ...
+
+    def embed_items(self) -> np.ndarray:
+        """Item vectors (n_items, d)."""
+        ...
+
+
+def has_vectors(model: object) -> TypeGuard[EmbeddingModel]:
+    """Whether ``model`` is an :class:`EmbeddingModel`.
+
+    Two attribute look-ups, not ``isinstance`` on a runtime-checkable protocol: the
+    pipeline asks this on every request, and that check costs a hundred times more.
+    """
+    return hasattr(model, "embed_users") and hasattr(model, "embed_items")
 
 
 class Model(ABC):
@@ -214,7 +239,7 @@ class Model(ABC):
         pickled = sorted(key for key, value in arrays.items() if value.dtype.hasobject)
         if pickled:  # would save, then fail to load with allow_pickle=False
             raise ModelError(f"{self.name}: cannot save object arrays {pickled}")
-        np.savez(folder / "arrays.npz", **arrays)
+        np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
         meta = {"name": self.name, "params": self.params}
         (folder / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 

@@ -17,6 +17,7 @@ from cinerec.errors import ModelError
 from cinerec.features.metadata import metadata_features
 from cinerec.features.text import SentenceEncoder, compose_text, reduce_dense, tfidf_matrix
 from cinerec.models.base import Model, register
+from cinerec.models.space import SearchSpace
 from cinerec.retrieval.ann import VectorIndex
 
 DAY_SECONDS: Final = 86_400.0
@@ -131,7 +132,7 @@ class ContentModel(Model):
         }
 
     @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
+    def search_space(cls) -> SearchSpace:
         # half_life_days is ordered from strong decay to none (0 = no decay).
         return {
             "text_weight": [0.0, 0.5, 1.0, 2.0, 4.0],
@@ -165,6 +166,7 @@ class ContentModel(Model):
         texts = compose_text(catalog)
         text_hash = _digest(*(t.encode() for t in texts))
         blocks = []
+        key: tuple[Any, ...]  # the feature cache's: (kind, content hash, parameters...)
         if p["text_weight"] > 0:
             key = ("tfidf", text_hash, p["svd_dims"], p["max_features"], p["min_df"])
             blocks.append(p["text_weight"] * _cached(key, lambda: self._tfidf(texts)))

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.models.base import Model, register
+from cinerec.models.space import SearchSpace
 
 _GRAM_BLOCK = 1024
 
@@ -56,7 +57,7 @@ class EASE(Model):
         return {"lam": 500.0, "binarize": True, "max_items": 40_000}
 
     @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
+    def search_space(cls) -> SearchSpace:
         return {"lam": [10, 50, 100, 250, 500, 1000, 2500, 5000]}
 
     def _fit(self, data: InteractionMatrix) -> None:

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.models.base import Model, register
+from cinerec.models.space import SearchSpace
 
 
 def spread_rows(
@@ -65,7 +66,7 @@ class ItemKNN(Model):
         return {"neighbors": 100, "shrink": 10.0, "binarize": True}
 
     @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
+    def search_space(cls) -> SearchSpace:
         return {"neighbors": [20, 50, 100, 200], "shrink": [0, 10, 50, 100]}
 
     def _fit(self, data: InteractionMatrix) -> None:

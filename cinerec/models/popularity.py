@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.models.base import Model, register
+from cinerec.models.space import SearchSpace
 
 _DAY = 86_400.0
 
@@ -85,7 +86,7 @@ class MostPopular(_ItemScoreModel):
         return {"weighting": "users"}
 
     @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
+    def search_space(cls) -> SearchSpace:
         return {"weighting": ["users", "confidence"]}
 
     def _check_params(self) -> None:
@@ -131,7 +132,7 @@ class Trending(_ItemScoreModel):
         return {"window_days": 30.0, "half_life_days": None}
 
     @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
+    def search_space(cls) -> SearchSpace:
         return {"window_days": [7, 30, 90, 365, 3650], "half_life_days": [None, 30]}
 
     def _check_params(self) -> None:

@@ -217,8 +217,8 @@ class SASRec(Model):
             )[val_users]
             val_seqs = [train_seqs[u] for u in val_users]
 
-            def validate(module: nn.Module) -> float:
-                scores = _score(module, val_seqs, int(p["max_len"]))  # type: ignore[arg-type]
+            def validate(module: SASRecNet) -> float:
+                scores = _score(module, val_seqs, int(p["max_len"]))
                 return ndcg_at_10(scores, val_items, exclude)
 
         batch_size = int(p["batch_size"])
@@ -236,7 +236,7 @@ class SASRec(Model):
         self.history_ = train_loop(
             net,
             lambda rng: iterate_windows(inputs, targets, batch_size, rng),
-            lambda module, batch: _loss(module, batch, negatives),  # type: ignore[arg-type]
+            lambda module, batch: _loss(module, batch, negatives),
             config,
             validate=validate,
             progress=bool(p["progress"]),

@@ -11,6 +11,7 @@ any range is searched with optuna's TPE sampler instead of a grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -102,12 +103,24 @@ def is_range(entry: object) -> bool:
     return isinstance(entry, IntRange | FloatRange)
 
 
-def has_ranges(space: SearchSpace) -> bool:
+def has_ranges(space: Mapping[str, SpaceEntry]) -> bool:
     """True when any entry of ``space`` is a range (the space needs a sampler, not a grid)."""
     return any(is_range(entry) for entry in space.values())
 
 
-def describe(space: SearchSpace) -> dict[str, Any]:
+def as_grid(space: Mapping[str, SpaceEntry]) -> dict[str, list[Any]]:
+    """``space`` as a list-only space (grid and coordinate ascent search these).
+
+    Raises ``ValueError`` when an entry is a range: only a sampler can search that.
+    """
+    lists = {key: entry for key, entry in space.items() if isinstance(entry, list)}
+    if len(lists) != len(space):
+        ranged = sorted(set(space) - set(lists))
+        raise ValueError(f"a space with IntRange/FloatRange entries has no grid: {ranged}")
+    return lists
+
+
+def describe(space: Mapping[str, SpaceEntry]) -> dict[str, Any]:
     """A JSON-serialisable description of ``space`` (lists as-is, ranges as dicts)."""
     return {
         key: entry.to_dict() if isinstance(entry, IntRange | FloatRange) else list(entry)

@@ -14,14 +14,14 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cinerec.errors import CinerecError
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Final = 1
 
 SourceKind = Literal["model", "ann", "item2item", "sequence", "trending", "editor"]
 RankerKind = Literal["auto", "lightgbm", "neural", "fusion", "none"]

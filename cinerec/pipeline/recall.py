@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cinerec.errors import ModelError
-from cinerec.models.base import Model
+from cinerec.models.base import Model, has_vectors
 from cinerec.models.itemknn import spread_rows
 from cinerec.pipeline.config import SourceConfig
 from cinerec.pipeline.state import UserHistory
@@ -67,9 +67,10 @@ class ScoreBoard:
         """The user's vector (1, d) in model ``name``'s space (computed once)."""
         if name not in self._embeddings:
             model = self.models[name]
+            if not has_vectors(model):
+                raise ModelError(f"model '{name}' has no user and item vectors")
             self._embeddings[name] = np.asarray(
-                model.embed_users(self.user, self.user_items),  # type: ignore[attr-defined]
-                dtype=np.float32,
+                model.embed_users(self.user, self.user_items), dtype=np.float32
             )
         return self._embeddings[name]
 
@@ -81,8 +82,8 @@ class ScoreBoard:
                 scores, self._orders[name] = model.global_scores()
             elif hasattr(model, "score_sequences"):
                 scores = model.score_sequences([self.history.sequence()])[0]
-            elif hasattr(model, "embed_users"):
-                scores = model.embed_items() @ self.embedding(name)[0]  # type: ignore[attr-defined]
+            elif has_vectors(model):
+                scores = model.embed_items() @ self.embedding(name)[0]
             else:
                 scores = model.score(self.user, user_items=self.user_items)[0]
             self._scores[name] = np.asarray(scores, dtype=np.float32)
@@ -107,10 +108,11 @@ class ScoreBoard:
     def get_items(self, name: str, items: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """float32 (len(items),) scores of ``items``: vector models score only those.
         ``rows``: the model's item vectors of ``items`` when the caller already has them."""
-        if name in self._scores or not hasattr(self.models[name], "embed_users"):
+        model = self.models[name]
+        if name in self._scores or not has_vectors(model):
             return self.get(name)[items]
         if rows is None:
-            rows = self.models[name].embed_items()[items]  # type: ignore[attr-defined]
+            rows = model.embed_items()[items]
         return np.asarray(rows @ self.embedding(name)[0], dtype=np.float32)
 
 
@@ -150,7 +152,7 @@ def top_eligible(
         chosen = chosen[np.isfinite(scores[chosen])]
         return SourceResult(chosen.astype(np.int64), scores[chosen].astype(np.float32))
     masked = np.where(eligible, scores, -np.inf).astype(np.float32)
-    n = int(min(n, np.count_nonzero(np.isfinite(masked))))
+    n = min(int(n), int(np.count_nonzero(np.isfinite(masked))))
     if n <= 0:
         return EMPTY
     if n < len(masked):
@@ -200,7 +202,7 @@ class AnnSource(RecallSource):
 
     def __init__(self, config: SourceConfig, model: Model | None) -> None:
         super().__init__(config, model)
-        if not (hasattr(model, "embed_users") and hasattr(model, "embed_items")):
+        if not has_vectors(model):
             raise ModelError(f"recall source '{config.name}': model has no vectors for ANN")
         self.members: np.ndarray | None = None
         self.index: VectorIndex | None = None
@@ -208,7 +210,7 @@ class AnnSource(RecallSource):
         if hasattr(model, "vector_index"):  # the model's own index (content: shared)
             self.index = model.vector_index()
             return
-        vectors = np.ascontiguousarray(model.embed_items(), dtype=np.float32)  # type: ignore[union-attr]
+        vectors = np.ascontiguousarray(model.embed_items(), dtype=np.float32)
         members = np.flatnonzero(vectors.any(axis=1))
         if len(members) < len(vectors):
             self.members, vectors = members, np.ascontiguousarray(vectors[members])
@@ -250,7 +252,7 @@ class ItemToItemSource(RecallSource):
         seeds = recent_unique(history.items, self.config.recent)
         if not len(seeds):
             return None
-        similarity: sp.csr_matrix = self.model.similarity  # type: ignore[union-attr]
+        similarity: sp.csr_matrix = getattr(self.model, "similarity", None)  # checked in __init__
         n_items = similarity.shape[1]
         decay = SEED_DECAY ** np.arange(len(seeds), dtype=np.float32)
         columns, values, rows = spread_rows(similarity, seeds, decay)

@@ -247,7 +247,7 @@ def rerank(
 
     scores = np.zeros(m, dtype=np.float64)
     scores[filled] = base[out_rows[filled]]
-    for slot in np.flatnonzero(is_pin):
+    for slot in np.flatnonzero(is_pin).tolist():
         below = np.flatnonzero(filled[slot + 1 :])
         above = np.flatnonzero(filled[:slot])
         if below.size:
@@ -280,7 +280,7 @@ def _dense_genres(
         return None
     if genres.shape[0] != n_in:
         raise ValueError(f"genres has {genres.shape[0]} rows for {n_in} items")
-    dense = genres.toarray() if sp.issparse(genres) else np.asarray(genres)
+    dense = np.asarray(genres) if isinstance(genres, np.ndarray) else genres.toarray()
     dense = dense != 0
     return dense[keep] if keep is not None else dense
 

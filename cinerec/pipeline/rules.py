@@ -144,7 +144,7 @@ class CatalogFacts:
             duration_arr = np.full(n, np.nan, dtype=np.float32)
         if "language" in catalog.columns:
             language = catalog["language"].astype("string").str.strip().str.casefold()
-            language = language.replace("", pd.NA)
+            language = language.mask(language.eq("").fillna(False))  # "" -> missing
             codes, uniques = pd.factorize(language, sort=True)
             language_codes, language_keys = codes.astype(np.int32), [str(u) for u in uniques]
         else:
@@ -356,10 +356,10 @@ def constraints_from_mapping(data: Mapping[str, Any]) -> Constraints:
             values[name] = _as_int(key, value)
         elif isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConstraintError(f"constraint '{key}': expected a number, got {value!r}")
-        elif not (math.isfinite(value) and value > 0):
+        elif not (math.isfinite(number := float(value)) and number > 0):
             raise ConstraintError(f"constraint '{key}': must be positive, got {value}")
         else:
-            values[name] = float(value)
+            values[name] = number
     low, high = values.get("year_min"), values.get("year_max")
     if low is not None and high is not None and low > high:
         raise ConstraintError(f"constraint 'year_min': {low} is after year_max {high}")

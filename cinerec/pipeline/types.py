@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,8 @@ class Constraints:
         Upper bounds take the minimum, lower bounds the maximum; value lists intersect
         when both are set (which may leave nothing allowed — that is the honest answer).
         """
-        updates: dict[str, object] = {"impossible": self.impossible or other.impossible}
+        # Field by field through dataclasses.fields: each value has its own field's type.
+        updates: dict[str, Any] = {"impossible": self.impossible or other.impossible}
         for f in fields(self):
             if f.name == "impossible":
                 continue
@@ -71,15 +73,15 @@ class Constraints:
             elif theirs in (None, ()):
                 updates[f.name] = mine
             elif isinstance(mine, tuple):
-                keys = {str(v).strip().casefold() for v in theirs}  # type: ignore[union-attr]
+                keys = {str(v).strip().casefold() for v in theirs}
                 common = tuple(v for v in mine if str(v).strip().casefold() in keys)
                 updates[f.name] = common
                 if not common:
                     updates["impossible"] = True
             elif f.name == "year_min":
-                updates[f.name] = max(mine, theirs)  # type: ignore[type-var]
+                updates[f.name] = max(mine, theirs)
             else:
-                updates[f.name] = min(mine, theirs)  # type: ignore[type-var]
+                updates[f.name] = min(mine, theirs)
         return replace(self, **updates)
 
 

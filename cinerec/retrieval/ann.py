@@ -216,6 +216,7 @@ class VectorIndex:
         if self.metric == "cosine":
             q = _normalise(q)
         rows = exclude_rows(exclude, len(q))
+        mask: np.ndarray | None  # the eligible items as a bitmap, or None
         if eligible is not None:
             if allowed is not None:
                 raise ModelError("give allowed ids or an eligible mask, not both")
@@ -287,23 +288,23 @@ class VectorIndex:
         if self.kind == "ivf":
             if self._source is not None:
                 return self._source[ids]
-            if self.index.direct_map.type == faiss.DirectMap.NoMap:
-                self.index.make_direct_map()
+            if self.index.direct_map.type == faiss.DirectMap.NoMap:  # type: ignore[attr-defined]  # an IndexIVF here, typed as the base Index; faiss's stubs lack DirectMap
+                self.index.make_direct_map()  # type: ignore[attr-defined]  # an IndexIVF here, typed as the base Index
             return self.index.reconstruct_batch(ids)
-        index = self.index if self.kind == "flat" else self.index.storage
+        index = self.index if self.kind == "flat" else self.index.storage  # type: ignore[attr-defined]  # an IndexHNSW here, typed as the base Index
         return self._stored_vectors(index)[ids, : self.d]
 
     def _selector(self, mask: np.ndarray) -> faiss.IDSelector:
         bits = np.packbits(mask, bitorder="little")
         selector = faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(bits))
-        selector.referenced_bits = bits  # keep the buffer alive as long as the selector
+        selector.referenced_bits = bits  # type: ignore[attr-defined]  # keeps the buffer alive as long as the selector
         return selector
 
     def _search_params(
         self, selector: faiss.IDSelector | None, ef_search: int | None, nprobe: int | None
     ) -> faiss.SearchParameters | None:
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW()
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from faiss's stubs
             params.efSearch = int(ef_search or self.params["ef_search"])
         elif self.kind == "ivf":
             params = faiss.SearchParametersIVF()
@@ -327,7 +328,7 @@ class VectorIndex:
         fetch = min(k, self.n)
         params = self._search_params(selector, ef_search, nprobe)
         if self.kind == "hnsw" and params is not None:
-            params.efSearch = max(params.efSearch, fetch)
+            params.efSearch = max(params.efSearch, fetch)  # type: ignore[attr-defined]  # a SearchParametersHNSW for hnsw
         xq = q
         if self._max_norm:  # MIPS-to-L2: queries get a zero extra coordinate
             xq = np.hstack([q, np.zeros((len(q), 1), dtype=np.float32)])
@@ -335,7 +336,7 @@ class VectorIndex:
         ids = ids.astype(np.int64, copy=False)
         valid = ids >= 0
         if self._max_norm:  # distances are L2: rescore exactly from the stored vectors
-            stored = self._stored_vectors(self.index.storage)
+            stored = self._stored_vectors(self.index.storage)  # type: ignore[attr-defined]  # an IndexHNSW here, typed as the base Index
             scores = np.einsum("qd,qkd->qk", q, stored[np.where(valid, ids, 0), : self.d])
         else:
             scores = dist
@@ -352,7 +353,7 @@ class VectorIndex:
             return self._stored
         has_xb = hasattr(flat_index, "get_xb")
         storage = flat_index if has_xb else faiss.downcast_index(flat_index)
-        flat = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)
+        flat = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d)  # type: ignore[attr-defined]  # an IndexFlat, typed as the base Index
         self._stored = flat.reshape(storage.ntotal, storage.d)
         return self._stored
 

@@ -49,7 +49,8 @@ def build_ivf(
     train_size = int(params["train_size"] or 64 * nlist)
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-    quantizer.this.disown()  # the IVF index owns and frees its quantizer
+    # The IVF index owns and frees its quantizer.
+    quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG's handle, not in faiss's stubs
     index.own_fields = True
     index.cp.seed = seed
     index.cp.niter = KMEANS_ITERATIONS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -10,7 +11,7 @@ import scipy.sparse as sp
 from cinerec.errors import ModelError
 
 #: Per-query ids to leave out: a list of id arrays or a sparse matrix, one row per query.
-ExcludeLike = Sequence[np.ndarray] | sp.spmatrix | sp.sparray | None
+ExcludeLike: TypeAlias = Sequence[np.ndarray] | sp.spmatrix | sp.sparray | None
 
 
 def exclude_rows(exclude: ExcludeLike, n_queries: int) -> list[np.ndarray] | None:
@@ -59,5 +60,5 @@ def drop_excluded(
         out_ids = np.hstack([out_ids, np.full((nq, pad), -1, dtype=np.int64)])
         out_scores = np.hstack([out_scores, np.full((nq, pad), -np.inf, dtype=np.float32)])
         gone = np.hstack([gone, np.ones((nq, pad), dtype=bool)])
-    short = gone.any(axis=1) & (ids >= 0).all(axis=1)
+    short = np.asarray(gone.any(axis=1) & (ids >= 0).all(axis=1))  # bool (nq,)
     return out_ids, out_scores, short

@@ -15,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -37,6 +37,10 @@ from cinerec.serving.service import (
 from cinerec.serving.settings import Settings
 from cinerec.serving.web import web
 
+if TYPE_CHECKING:
+    from cinerec.pipeline.recommender import Recommender
+    from cinerec.serving.registry import HotReloader
+
 log = logging.getLogger("cinerec.serving")
 
 
@@ -47,6 +51,7 @@ def build_services(settings: Settings) -> Services:
     from cinerec.serving.state import make_state
 
     registry = None
+    holder: StaticHolder | HotReloader[Recommender]
     if settings.registry:
         from cinerec.serving.registry import HotReloader, ModelRegistry
 

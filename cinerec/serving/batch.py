@@ -44,7 +44,7 @@ class BatchStore:
             raw = self.client.get(_key(self.prefix, version, user_id))
         except redis.RedisError:
             return None  # the live pipeline answers instead
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else json.loads(raw)  # type: ignore[arg-type]  # redis-py: sync results typed Awaitable | Any
 
 
 def batch_score(

@@ -16,9 +16,12 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cinerec.serving.state import Circuit, connect
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT
 
 #: Remembered for a miss served while Redis was unusable: the matching set() stores nothing.
 _NO_STORE = "!"
@@ -154,7 +157,7 @@ class RecommendationCache:
             if seen == _NO_STORE or self._is_blocked(user_id):
                 return
         base, suffix = self._key_parts(user_id, key)
-        args = [base, suffix, payload, seen or "", max(1, int(self.ttl_s * 1000))]
+        args: list[EncodableT] = [base, suffix, payload, seen or "", max(1, int(self.ttl_s * 1000))]
         self.circuit.call(lambda: self._set(keys=[self._gen_key(user_id)], args=args), _nothing)
 
     def invalidate(self, user_id: str) -> None:
@@ -168,7 +171,11 @@ class RecommendationCache:
                 while len(self._invalidated_at) > self.max_local:
                     self._forgotten = self._invalidated_at.popitem(last=False)[1]
             return
-        if self.circuit.call(lambda: self._bump(user_id) or True, lambda: False):
+        def bump() -> bool:
+            self._bump(user_id)
+            return True
+
+        if self.circuit.call(bump, lambda: False):
             return
         with self._lock:
             self._unsent[user_id] = time.monotonic() + self.ttl_s
@@ -183,7 +190,7 @@ class RecommendationCache:
         client = self._client
         if client is None:
             return True
-        return self.circuit.call(lambda: client.ping() or True, lambda: False)
+        return self.circuit.call(lambda: bool(client.ping()), lambda: False)
 
     # -- local mode ----------------------------------------------------------------------
     def _get_local(self, user_id: str, key: str) -> bytes | None:
@@ -218,7 +225,9 @@ class RecommendationCache:
         # A fresh random token rather than INCR: the key may expire (after every entry it
         # covers has) without a later counter ever meeting a still-live entry of that value.
         px = int(self.ttl_s * 1000) + 60_000
-        (client or self._client).set(self._gen_key(user_id), uuid.uuid4().hex[:16], px=px)
+        target = client or self._client
+        assert target is not None  # Redis mode
+        target.set(self._gen_key(user_id), uuid.uuid4().hex[:16], px=px)
 
     def _get_redis(self, user_id: str, key: str) -> bytes | None:
         with self._lock:

@@ -236,7 +236,7 @@ class EventLog:
         query = sa.select(t).where(t.c.user_id == user_id).order_by(t.c.id.desc()).limit(limit)
         with self._connect("read a user's events") as conn:
             rows = conn.execute(query).all()
-        rows.sort(key=lambda row: (row.timestamp, row.id))
+        rows = sorted(rows, key=lambda row: (row.timestamp, row.id))
         return [_event(row) for row in rows]
 
     def read(self, after: int = 0, limit: int = 10_000) -> list[tuple[int, FeedbackEvent]]:
@@ -249,7 +249,8 @@ class EventLog:
     def count(self) -> int:
         """How many events the log holds."""
         with self._connect("count events") as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar())
+            query = sa.select(sa.func.count()).select_from(self.table)
+            return int(conn.execute(query).scalar_one())
 
     def export_parquet(self, path: str | Path, *, since: datetime | None = None) -> int:
         """Write the events (``since``: timestamp >= it) as an interactions Parquet table.

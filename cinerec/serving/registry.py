@@ -280,7 +280,7 @@ class HotReloader(Generic[T]):
     def __init__(
         self,
         registry: ModelRegistry,
-        loader: Callable[[Path], T] = load_recommender,  # type: ignore[assignment]
+        loader: Callable[[Path], T] = load_recommender,  # type: ignore[assignment]  # mypy can't default a T-typed argument; omitted, T is Recommender
         *,
         poll_s: float = 5.0,
     ) -> None:

@@ -362,7 +362,7 @@ class Services:
             )
             for i, t, w in zip(stored.items, stored.times, stored.weights, strict=True)
         ]
-        index = rec.items.lookup([e.item_id for e in online]) if online else []
+        index = rec.items.lookup([e.item_id for e in online])
         out += [
             schemas.HistoryEvent(
                 item_id=e.item_id,

@@ -219,7 +219,7 @@ class RedisState(OnlineState):
 
     def recent(self, user_id: str) -> list[FeedbackEvent]:
         raw = self.client.lrange(self._user_key(user_id), 0, -1)
-        events = [FeedbackEvent.from_dict(json.loads(item)) for item in raw]
+        events = [FeedbackEvent.from_dict(json.loads(item)) for item in raw]  # type: ignore[union-attr]  # redis-py: sync results typed Awaitable | Any
         return sorted(events, key=lambda e: e.epoch)
 
     def trending(self, n: int = 100, window_s: float = DAY, now: float | None = None) -> Ranked:
@@ -358,7 +358,11 @@ class ResilientState(OnlineState):
         aggregates = events if kind != "user" else []
         self.fallback.record_user(users)
         self.fallback.record_aggregates(aggregates)
-        if self.circuit.call(lambda: self.primary.apply(users, aggregates) or True, lambda: False):
+        def send() -> bool:
+            self.primary.apply(users, aggregates)
+            return True
+
+        if self.circuit.call(send, lambda: False):
             return
         with self._lock:
             for event in events:
@@ -383,7 +387,7 @@ class ResilientState(OnlineState):
         )
 
     def healthy(self) -> bool:
-        return self.circuit.call(lambda: self.primary.client.ping() or True, lambda: False)
+        return self.circuit.call(lambda: bool(self.primary.client.ping()), lambda: False)
 
     @property
     def pending_replay(self) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from cinerec.serving.events import FeedbackEvent
 from cinerec.serving.state import REDIS_DOWN, OnlineState, connect
@@ -56,7 +57,9 @@ class EventStream:
             return
         pipe = self.client.pipeline(transaction=True)
         for event in events:
-            fields = {FIELD: json.dumps(event.to_dict(), separators=(",", ":"))}
+            fields: dict[FieldT, EncodableT] = {
+                FIELD: json.dumps(event.to_dict(), separators=(",", ":"))
+            }
             pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
         pipe.execute()
 

@@ -59,7 +59,7 @@ class AblationRun:
 
 def paired_gain(
     a: EvaluationResult, b: EvaluationResult, metric: str = "ndcg@10", n_boot: int = 1000
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     """Relative gain of ``a`` over ``b`` on ``metric`` and the paired 95% interval of a − b.
 
     Both results must cover the same users in the same order (the evaluator ranks the

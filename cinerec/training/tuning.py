@@ -31,7 +31,14 @@ from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.evaluator import evaluate_model
 from cinerec.evaluation.splits import Split
 from cinerec.models.base import get_model_class
-from cinerec.models.space import FloatRange, IntRange, SearchSpace, describe, has_ranges
+from cinerec.models.space import (
+    FloatRange,
+    IntRange,
+    SearchSpace,
+    as_grid,
+    describe,
+    has_ranges,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -174,7 +181,7 @@ def tune(
         points: list[dict[str, Any]] = []
         planned = n_trials
     else:
-        points = grid(space)  # type: ignore[arg-type]  # list-only here
+        points = grid(as_grid(space))  # no ranges: checked above
         planned = len(points)
         strategy = strategy or ("grid" if planned <= EXHAUSTIVE_LIMIT else "ascent")
     result = SearchResult(
@@ -215,7 +222,7 @@ def tune(
             for point in points:
                 objective(point)
         else:
-            coordinate_ascent(space, cls.default_params(), objective)  # type: ignore[arg-type]
+            coordinate_ascent(as_grid(space), cls.default_params(), objective)
     except _BudgetExceededError:
         result.stopped_by_budget = True
     result.seconds = time.perf_counter() - started

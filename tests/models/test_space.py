@@ -12,7 +12,7 @@ import pytest
 
 from cinerec.evaluation.splits import Split, make_split
 from cinerec.models.als import ALS
-from cinerec.models.space import FloatRange, IntRange, describe, has_ranges
+from cinerec.models.space import FloatRange, IntRange, as_grid, describe, has_ranges
 from cinerec.training.train import train_bundle
 from cinerec.training.tuning import grid, tune
 from tests.synthetic import clustered_dataset
@@ -47,6 +47,14 @@ def test_ranges_validate_contain_and_clip():
     json.dumps(described)
     with pytest.raises(ValueError):
         grid(space)
+
+
+def test_as_grid_keeps_a_list_space_and_names_the_ranges_it_refuses():
+    lists = {"k": [10, 20], "shrink": [0.0, 10.0]}
+    assert as_grid(lists) == lists
+    assert as_grid({}) == {}
+    with pytest.raises(ValueError, match=r"\['factors', 'reg'\]"):
+        as_grid({"reg": FloatRange(0.1, 1.0), "k": [1, 2], "factors": IntRange(16, 64)})
 
 
 def test_optuna_search_is_reproducible_and_records_trials(validation, capsys):

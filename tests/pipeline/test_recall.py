@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 
 from cinerec.data.matrix import InteractionMatrix
+from cinerec.errors import ModelError
+from cinerec.models.base import has_vectors
 from cinerec.pipeline.config import SourceConfig
 from cinerec.pipeline.recall import (
     AnnSource,
@@ -127,6 +130,22 @@ def test_ann_source_indexes_only_items_with_a_vector(recommender: Recommender) -
                             eligible, 5)  # fmt: skip
     assert np.array_equal(found.items, expected.items)
     np.testing.assert_allclose(found.scores, expected.scores, rtol=1e-5)
+
+
+def test_vector_recall_needs_a_model_with_user_and_item_vectors(
+    recommender: Recommender,
+) -> None:
+    """ALS has vectors, EASE has none: ANN recall over EASE and a user vector in its space
+    are refused with a clear error, not an AttributeError from deep inside."""
+    ease = recommender.models["ease"]
+    assert has_vectors(recommender.models["als"]) and not has_vectors(ease)
+    with pytest.raises(ModelError, match="no vectors for ANN"):
+        AnnSource(SourceConfig(name="e", kind="ann", model="ease", quota=5), ease)
+    board = ScoreBoard({"ease": ease}, recommender.histories.get(0), None)
+    with pytest.raises(ModelError, match="has no user and item vectors"):
+        board.embedding("ease")
+    items = np.array([0, 2, 4])
+    np.testing.assert_array_equal(board.get_items("ease", items), board.get("ease")[items])
 
 
 def test_sequence_source_reads_the_request_time_sequence(

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,11 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cinerec.errors import ModelError
+
+#: The model's module type and its batch type: ``loss_fn`` and ``validate`` receive the very
+#: module handed to :func:`train_loop`, and ``loss_fn`` the batches ``make_batches`` yields.
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+BatchT = TypeVar("BatchT")
 
 
 @dataclass
@@ -78,12 +83,12 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def train_loop(
-    module: torch.nn.Module,
-    make_batches: Callable[[np.random.Generator], Iterable[Any]],
-    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    module: ModuleT,
+    make_batches: Callable[[np.random.Generator], Iterable[BatchT]],
+    loss_fn: Callable[[ModuleT, BatchT], torch.Tensor],
     config: TrainConfig,
     *,
-    validate: Callable[[torch.nn.Module], float] | None = None,
+    validate: Callable[[ModuleT], float] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> TrainHistory:
@@ -108,11 +113,11 @@ def train_loop(
 
 
 def _run(
-    module: torch.nn.Module,
-    make_batches: Callable[[np.random.Generator], Iterable[Any]],
-    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    module: ModuleT,
+    make_batches: Callable[[np.random.Generator], Iterable[BatchT]],
+    loss_fn: Callable[[ModuleT, BatchT], torch.Tensor],
     config: TrainConfig,
-    validate: Callable[[torch.nn.Module], float] | None,
+    validate: Callable[[ModuleT], float] | None,
     progress: bool,
     desc: str,
 ) -> TrainHistory:

@@ -146,7 +146,7 @@ class LightGBMRanker(Ranker):
             raise ModelError("lightgbm ranker is not fitted")
         if self.compiled is not None:
             return self.compiled.predict(features)
-        return self.booster.predict(features, num_threads=1)
+        return np.asarray(self.booster.predict(features, num_threads=1))  # (n,) float64 scores
 
     def importances(self) -> dict[str, float]:
         """Total split gain of each feature, by feature name (higher = more used)."""

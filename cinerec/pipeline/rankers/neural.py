@@ -68,6 +68,8 @@ class GroupAttentionNet(nn.Module):
     block-masked (f, G, d) tensor so the whole step is a single matmul.
     """
 
+    mask: torch.Tensor  # a buffer (register_buffer), stated here for the type checker
+
     def __init__(
         self, groups: list[list[int]], n_features: int, d: int, heads: int, hidden: int
     ) -> None:
