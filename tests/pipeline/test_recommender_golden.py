@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.models.base import Model
