@@ -24,6 +24,7 @@ from cinerec.pipeline.types import Preferences
 def _parts(models: dict[str, Model], matrix: InteractionMatrix, **config: object) -> PipelineParts:
     base = default_config(list(models))
     cfg = base.model_copy(update=config) if config else base
+    assert matrix.catalog is not None
     return PipelineParts(
         models,
         matrix.users,
@@ -44,7 +45,7 @@ def test_country_masks_are_built_once_read_only_and_match_the_catalog(
     parts: PipelineParts, matrix: InteractionMatrix
 ) -> None:
     india = parts.country_mask("India")
-    assert india is not None and india.dtype == bool
+    assert india is not None and india.dtype == bool and matrix.catalog is not None
     expected = [countries == ["India"] for countries in matrix.catalog["country"]]
     assert india.tolist() == expected
     assert parts.country_mask("  india ") is india  # normalised key, one mask per country
