@@ -33,7 +33,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from cinerec.retrieval.ann import VectorIndex, exact_top_k
+from cinerec.retrieval import VectorIndex, exact_top_k
 
 #: (kind, build params, [search overrides]) — each build is timed once and then searched
 #: with every override, so sweeping ef_search / nprobe costs no extra builds. An IVF

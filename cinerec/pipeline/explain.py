@@ -21,8 +21,9 @@ therefore always in the history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -32,14 +33,21 @@ from cinerec.pipeline.types import Reason
 UNKNOWN_TITLE = "a title in your history"
 
 
+class ItemSimilarity(Protocol):
+    """How similar items are to history items: float (m, h) for ``items`` (m,) and
+    ``history`` (h,) catalog indices; larger is more similar, <= 0 is "not similar"."""
+
+    def __call__(self, items: np.ndarray, history: np.ndarray, /) -> np.ndarray: ...
+
+
 @dataclass
 class ExplainContext:
     """What explanations may draw on: the viewer's history and catalog facts.
 
     ``history``: int64 (h,) catalog indices in time order, latest last (may be empty).
     ``titles``/``is_series``/``years``: per catalog index (title None or year -1/NaN when
-    unknown). ``similarity(items (m,), history (h,))`` returns float (m, h) item–history
-    similarity (cosine of content vectors, item-kNN weights, …); None disables the
+    unknown). ``similarity`` is the :class:`ItemSimilarity` the reasons name history items
+    by (cosine of content vectors, item-kNN weights, …); None disables the
     similarity-based reasons except through in-history anchors. ``continue_watching``
     holds the items offered because the viewer is mid-way through them.
     """
@@ -50,7 +58,7 @@ class ExplainContext:
     years: np.ndarray
     now_year: int
     region: str | None = None
-    similarity: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    similarity: ItemSimilarity | None = None
     continue_watching: frozenset[int] = frozenset()
     # Items from the viewer's region (None: every trending item counts as regional).
     regional: frozenset[int] | None = None
@@ -60,7 +68,7 @@ def responsible_items(
     items: np.ndarray,
     anchors: np.ndarray,
     history: np.ndarray,
-    similarity: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
+    similarity: ItemSimilarity | None,
     *,
     recency_half_life: float = 20,
 ) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +32,12 @@ from cinerec.retrieval.ann import VectorIndex
 
 #: item-to-item: weight of the i-th most recent seed item is DECAY**i.
 SEED_DECAY = 0.8
+
+
+class CountryMask(Protocol):
+    """country → bool (n_items,) mask of the items produced there, None when unknown."""
+
+    def __call__(self, country: str, /) -> np.ndarray | None: ...
 
 
 class ScoreBoard:
@@ -296,9 +302,11 @@ class TrendingSource(RecallSource):
     is supplied by the pipeline; half the quota goes to regional items when any exist.
     """
 
-    def __init__(self, config: SourceConfig, model: Model | None, regional: Any = None) -> None:
+    def __init__(
+        self, config: SourceConfig, model: Model | None, regional: CountryMask | None = None
+    ) -> None:
         super().__init__(config, model)
-        self.regional = regional  # callable country -> bool mask, or None
+        self.regional = regional
 
     def retrieve(self, request: RecallRequest) -> SourceResult:
         name = self.config.model or ""

@@ -4,8 +4,9 @@ Used for ALS item factors (scored by a user factor) and content vectors (scored 
 query embedding). Small catalogs use exact search; large ones an HNSW graph or an
 inverted file (IVF), picked by :meth:`VectorIndex.build` from the catalog size and
 vector width. Results
-follow :func:`cinerec.models.base.top_k`: int64 ids and float32 scores, best first,
-padded with -1 / -inf where fewer than ``k`` items are eligible.
+follow :func:`cinerec.retrieval.topk.top_k`: int64 ids and float32 scores, best first,
+padded with -1 / -inf where fewer than ``k`` items are eligible. The exact numpy search
+these are measured against is :func:`cinerec.retrieval.exact.exact_top_k`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ import numpy as np
 
 from cinerec.errors import ModelError
 from cinerec.retrieval.builders import build_hnsw, build_ivf
+from cinerec.retrieval.exact import as_matrix, exact_top_k, unit_rows
 from cinerec.retrieval.exclude import ExcludeLike, drop_excluded, exclude_rows
 from cinerec.retrieval.topk import top_k
+
+# exact_top_k lives in retrieval/exact.py; still importable from here, where it used to be.
+__all__ = ["VectorIndex", "exact_top_k", "faiss_threads"]
 
 KINDS: Final = ("auto", "flat", "hnsw", "ivf")
 METRICS: Final = ("ip", "cosine")
@@ -66,44 +71,6 @@ def faiss_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
-
-
-def _as_matrix(x: np.ndarray, name: str, d: int | None = None) -> np.ndarray:
-    """A C-contiguous float32 (rows, d) copy-or-view of ``x``, or a clear error."""
-    arr = np.asarray(x)
-    if arr.ndim != 2:
-        raise ModelError(f"{name} must be a 2-d array (rows, dim), got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ModelError(f"{name} must be a float array (float32 preferred), got {arr.dtype}")
-    if d is not None and arr.shape[1] != d:
-        raise ModelError(f"{name} has dimension {arr.shape[1]}, the index has {d}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise ModelError(f"{name} contains NaN or infinite values")
-    return arr
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-def exact_top_k(
-    vectors: np.ndarray, queries: np.ndarray, k: int, *, chunk_size: int = 1024
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-``k`` with numpy, in query chunks: the ground truth.
-
-    Returns (ids int64 (q, k), scores float32 (q, k)), best first, ties broken by the
-    lower id, padded with -1 / -inf when the catalog holds fewer than ``k`` items.
-    """
-    items = _as_matrix(vectors, "vectors")
-    q = _as_matrix(queries, "queries", items.shape[1])
-    ids = np.empty((len(q), k), dtype=np.int64)
-    scores = np.empty((len(q), k), dtype=np.float32)
-    for start in range(0, len(q), chunk_size):
-        stop = start + chunk_size
-        ids[start:stop], scores[start:stop] = top_k(q[start:stop] @ items.T, k)
-    return ids, scores
 
 
 class VectorIndex:
@@ -156,7 +123,7 @@ class VectorIndex:
             raise ModelError(f"unknown index kind {kind!r}; choose one of {KINDS}")
         if metric not in METRICS:
             raise ModelError(f"unknown metric {metric!r}; choose one of {METRICS}")
-        x = _as_matrix(vectors, "vectors")
+        x = as_matrix(vectors, "vectors")
         n, d = x.shape
         if n == 0 or d == 0:
             raise ModelError(f"cannot index an empty array of shape {x.shape}")
@@ -167,7 +134,7 @@ class VectorIndex:
             raise ModelError(f"unknown {kind} parameters {sorted(unknown)}")
         full = {**DEFAULTS[kind], **params}
         if metric == "cosine":
-            x = _normalise(x)
+            x = unit_rows(x)
         with faiss_threads(threads):
             if kind == "flat":
                 index: faiss.Index = faiss.IndexFlatIP(d)
@@ -209,12 +176,12 @@ class VectorIndex:
         ``ef_search`` / ``nprobe`` override the built defaults for this call.
         Missing results are padded with -1 / -inf.
         """
-        q = _as_matrix(queries, "queries", self.d)
+        q = as_matrix(queries, "queries", self.d)
         k = int(k)
         if k <= 0:
             raise ModelError(f"k must be positive, got {k}")
         if self.metric == "cosine":
-            q = _normalise(q)
+            q = unit_rows(q)
         rows = exclude_rows(exclude, len(q))
         mask: np.ndarray | None  # the eligible items as a bitmap, or None
         if eligible is not None:

@@ -65,7 +65,7 @@ def tune_rerank(
         cfg = replace_rerank(base, mmr_space=space, mmr_lambda=lam, genre_cap=cap)
         ranked = np.full((len(users), k), -1, dtype=np.int64)
         for row, (scored, top, scores) in enumerate(prepared):
-            result = recommender._rerank(scored, top, scores, request, cfg)
+            result = recommender.rerank(scored, top, scores, request, cfg)
             ranked[row, : len(result.items)] = result.items
         tried.append(
             {

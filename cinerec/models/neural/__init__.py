@@ -1,4 +1,5 @@
-"""Neural recommenders' shared machinery: the training loop and its helpers."""
+"""Neural recommenders' machinery: the shared training loop and its helpers, sequence
+batching (:mod:`.sequences`) and the SASRec network (:mod:`.sasrec_net`)."""
 
 from cinerec.models.neural.loop import (
     EpochLog,
