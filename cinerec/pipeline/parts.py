@@ -17,6 +17,8 @@ picks, pins) and the ranker stay on the Recommender.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Final, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +45,8 @@ from cinerec.pipeline.types import Preferences
 CONTINUE_SOURCE: Final = "continue_watching"
 #: A new visitor's stated preferences stand in for a history of this many items.
 STATED_TASTE_ITEMS: Final = 50
+#: Distinct preference sets whose stand-in history rows are kept (least recently used out).
+STATED_TASTE_CACHE: Final = 256
 
 
 @runtime_checkable
@@ -176,7 +180,8 @@ class PipelineParts:
             if "title" in self.catalog
             else np.full(len(items), None, dtype=object)
         )
-        self._tastes: dict[tuple[tuple[str, ...], ...], sp.csr_matrix] = {}
+        self._tastes: OrderedDict[tuple[tuple[str, ...], ...], sp.csr_matrix] = OrderedDict()
+        self._tastes_lock = threading.Lock()  # pipeline threads share the cache
 
     def indices(self, ids: tuple[str, ...] | list[str]) -> np.ndarray:
         """int64 catalog indices of the known ids among ``ids`` (unknown ones dropped)."""
@@ -198,16 +203,24 @@ class PipelineParts:
         stated preference (up to :data:`STATED_TASTE_ITEMS`), so the vector and scoring
         models (ALS fold-in, content profile, EASE) personalise from the first request.
         The items are not "seen": they stay recommendable and never appear as reasons.
-        Cached per set of preferences.
+        Cached per set of preferences, the :data:`STATED_TASTE_CACHE` most recently used
+        (clients may send any combination: the cache must not grow without end).
         """
         key = (preferences.genres, preferences.languages, preferences.countries)
-        if key not in self._tastes:
-            everything = np.arange(len(self.items))
-            match = self.facts.preference_match(everything, *key) >= 1.0
-            ranked = everything[match][np.argsort(-self.popularity[match], kind="stable")]
-            chosen = np.sort(ranked[:STATED_TASTE_ITEMS])
-            self._tastes[key] = sp.csr_matrix(
-                (np.ones(len(chosen), np.float32), chosen, [0, len(chosen)]),
-                shape=(1, len(self.items)),
-            )
-        return self._tastes[key]
+        with self._tastes_lock:
+            if key in self._tastes:
+                self._tastes.move_to_end(key)
+                return self._tastes[key]
+        everything = np.arange(len(self.items))
+        match = self.facts.preference_match(everything, *key) >= 1.0
+        ranked = everything[match][np.argsort(-self.popularity[match], kind="stable")]
+        chosen = np.sort(ranked[:STATED_TASTE_ITEMS])
+        row = sp.csr_matrix(
+            (np.ones(len(chosen), np.float32), chosen, [0, len(chosen)]),
+            shape=(1, len(self.items)),
+        )
+        with self._tastes_lock:
+            self._tastes[key] = row
+            while len(self._tastes) > STATED_TASTE_CACHE:
+                self._tastes.popitem(last=False)
+        return row

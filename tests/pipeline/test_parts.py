@@ -130,3 +130,19 @@ def test_stated_taste_keeps_the_most_popular_matches_when_there_are_too_many(
     assert len(match) > 3 and len(chosen) == 3
     least_chosen = parts.popularity[chosen].min()
     assert (parts.popularity[np.setdiff1d(match, chosen)] <= least_chosen).all()
+
+
+def test_stated_taste_cache_is_bounded_and_keeps_recent_sets(
+    models: dict[str, Model], matrix: InteractionMatrix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients may send any preference combination: the cache keeps the latest few."""
+    import cinerec.pipeline.parts as parts_module
+
+    monkeypatch.setattr(parts_module, "STATED_TASTE_CACHE", 3)
+    fresh = _parts(models, matrix)
+    asked = [Preferences(languages=(f"l{i}",)) for i in range(5)]
+    rows = [fresh.stated_taste(p) for p in asked]
+    assert len(fresh._tastes) == 3
+    assert fresh.stated_taste(asked[-1]) is rows[-1]  # recent: served from the cache
+    assert fresh.stated_taste(asked[0]) is not rows[0]  # evicted: rebuilt, same content
+    assert (fresh.stated_taste(asked[0]) != rows[0]).nnz == 0
