@@ -92,9 +92,10 @@ async def answer(services: Services, body: schemas.RecommendationRequest) -> byt
     if not services.cache.in_process:
         return await run_in_threadpool(services.recommend_json, body)
     key = services.cache_key(body)
-    if (hit := services.cached_json(body, key)) is not None:
+    hit, generation = services.cached_json(body, key)
+    if hit is not None:
         return hit
-    return await run_in_threadpool(services.recommend_json, body, key)
+    return await run_in_threadpool(services.recommend_json, body, key, generation)
 
 
 @api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)

@@ -8,7 +8,10 @@ plain method, so the logic is tested without a server and the routes stay thin.
 Read-after-write: feedback is (1) committed to the event log, (2) added to the user's
 online state, (3) published to the stream (aggregates for other replicas), (4) the user's
 cached answers are invalidated — all before the 202. The next recommendation reads the
-online state, so a skipped item is gone and the sequence model sees the click.
+online state, so a skipped item is gone and the sequence model sees the click. A request
+reads in the opposite order — the user's cache generation, then the online state — and
+stores its answer only under that generation (:mod:`cinerec.serving.cache`), so an answer
+computed before a feedback is never cached after it, however requests interleave.
 """
 
 from __future__ import annotations
@@ -151,25 +154,38 @@ class Services:
         digest = hashlib.sha1(shape.encode()).hexdigest()[:16]
         return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{digest}"
 
-    def cached_json(self, body: schemas.RecommendationRequest, key: str) -> bytes | None:
-        """The cached answer (with this request's id) or None; counts the hit or miss."""
+    def cached_json(
+        self, body: schemas.RecommendationRequest, key: str
+    ) -> tuple[bytes | None, str | None]:
+        """(the cached answer with this request's id, or None; the user's cache generation
+        read with it, None for a visitor). Counts the hit or miss. Hand the generation on to
+        :meth:`recommend_json`: its answer is cached only if no feedback came in between."""
         if not body.user_id:
-            return None
-        payload = self.cache.get(body.user_id, key)
+            return None, None
+        payload, generation = self.cache.lookup(body.user_id, key)
         self.metrics.cache.labels(result="hit" if payload else "miss").inc()
         if not payload:
-            return None
+            return None, generation
         self.metrics.answers.labels(source="cache").inc()
-        return _with_envelope(payload, uuid.uuid4().hex, "cache")
+        return _with_envelope(payload, uuid.uuid4().hex, "cache"), generation
 
-    def recommend_json(self, body: schemas.RecommendationRequest, key: str | None = None) -> bytes:
+    def recommend_json(
+        self,
+        body: schemas.RecommendationRequest,
+        key: str | None = None,
+        generation: str | None = None,
+    ) -> bytes:
         """The answer as JSON, serialised once. Cached answers are kept as this JSON minus
         the per-request fields and get them spliced back on a hit, never parsed.
-        ``key``: given when the caller already missed in the cache with it."""
+        ``key``, ``generation``: given when the caller already missed in the cache
+        (:meth:`cached_json`)."""
         if key is None:
             key = self.cache_key(body)
-            if (hit := self.cached_json(body, key)) is not None:
+            hit, generation = self.cached_json(body, key)
+            if hit is not None:
                 return hit
+        elif generation is None and body.user_id:
+            generation = self.cache.generation(body.user_id)  # before the state is read
         rec: Recommender = self.holder.value  # one model for the rest of the request
         request_id = uuid.uuid4().hex
         # Only a miss needs the online events: feedback invalidates a user's cached answers.
@@ -195,8 +211,8 @@ class Services:
             cold_start=not known and not online,
         )
         payload = response.model_dump_json(exclude=PER_REQUEST_FIELDS).encode()
-        if body.user_id:
-            self.cache.set(body.user_id, key, payload)
+        if body.user_id and generation is not None:  # stored only if still that generation
+            self.cache.set(body.user_id, key, payload, generation=generation)
         self.metrics.answers.labels(source="pipeline").inc()
         return _with_envelope(payload, request_id, "pipeline")
 

@@ -14,6 +14,9 @@ import httpx
 
 from tests.services import free_port
 
+#: The checkout under test: the server imports this code, not another installed copy.
+REPO = Path(__file__).resolve().parents[2]
+
 
 @contextmanager
 def running_server(
@@ -27,6 +30,7 @@ def running_server(
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
         **env,
     }
     proc = subprocess.Popen(
