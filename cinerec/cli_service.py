@@ -122,6 +122,15 @@ def batch_score_command(
     out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write.")] = None,
     redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="REDIS_URL")] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=500)] = 50,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            help="The API's event-log database: score with the editor picks stored there "
+            "(without it, the bundle's own; the API serves lists made with its picks only).",
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Nightly bulk scoring of every user into Redis (the API's fast path) and/or Parquet."""
@@ -130,9 +139,21 @@ def batch_score_command(
 
     if out is None and redis_url is None:
         raise CinerecError("give --out and/or --redis-url (REDIS_URL)")
+    picks = None
+    if database_url:
+        from cinerec.serving.eventlog import EventLog
+        from cinerec.serving.picks import EditorPicks
+
+        with EventLog(database_url) as events:
+            picks = EditorPicks(events, poll_s=0).current
     started = time.perf_counter()
     summary = batch_score(
-        load_recommender(bundle), k=k, out=out, redis_url=redis_url, progress=not json_
+        load_recommender(bundle),
+        k=k,
+        out=out,
+        redis_url=redis_url,
+        progress=not json_,
+        editor_picks=picks,
     )
     summary["seconds"] = time.perf_counter() - started
     _print_summary(summary, json_)

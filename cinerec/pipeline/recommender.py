@@ -96,6 +96,8 @@ class Recommender:
         self.config_hash = config.digest()
         self.facts = CatalogFacts.from_catalog(self.catalog)
         self._country_masks: dict[str, np.ndarray] = {}
+        # The bundle's own picks: a request carrying the operator's (Request.editor_picks)
+        # overrides them.
         self.editor_picks: list[str] = list(config.editor_picks)
         self.pins: list[tuple[str, int]] = [(p.item_id, p.position) for p in config.rerank.pins]
         self.sources = self._sources()
@@ -280,9 +282,8 @@ class Recommender:
                         index[known],
                         np.asarray(counts, dtype=np.float32)[known],
                     )
-        recall = RecallRequest(
-            history, board, eligible, request.context, self._indices(self.editor_picks)
-        )
+        picks = self.editor_picks if request.editor_picks is None else request.editor_picks
+        recall = RecallRequest(history, board, eligible, request.context, self._indices(picks))
         results = [(s.name, s.config.quota, s.retrieve(recall)) for s in self.sources]
         timings["recall"] = (time.perf_counter() - mark) * 1e3
         mark = time.perf_counter()

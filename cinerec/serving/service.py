@@ -12,6 +12,9 @@ online state, so a skipped item is gone and the sequence model sees the click. A
 reads in the opposite order — the user's cache generation, then the online state — and
 stores its answer only under that generation (:mod:`cinerec.serving.cache`), so an answer
 computed before a feedback is never cached after it, however requests interleave.
+
+Operator state (the editor picks, :mod:`cinerec.serving.picks`) lives beside the event log,
+not on the served model: it outlives hot reloads and restarts.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ TRENDING_REFRESH_S = 2.0
 #: Response fields that differ per request: cached answers are stored without them.
 PER_REQUEST_FIELDS = {"request_id", "cached", "source"}
 #: Layout of cached entries (part of the key, so entries of another layout are never read).
-CACHE_FORMAT = "r2"
+CACHE_FORMAT = "r3"
 
 
 def _with_envelope(payload: bytes, request_id: str, source: str) -> bytes:
@@ -99,7 +102,6 @@ class StaticHolder:
             return False
         if fresh.model_version == self._value.model_version:
             return False
-        fresh.editor_picks = list(self._value.editor_picks)
         self._value = fresh  # one reference swap: requests in flight keep the old object
         return True
 
@@ -133,11 +135,16 @@ class Services:
     metrics: Metrics
     registry: Any | None = None  # ModelRegistry when configured
     batch: Any | None = None  # BatchStore (nightly lists) when configured
+    picks: Any = None  # EditorPicks (beside the event log); built from it when None
     recent_limit: int = 200
     pipeline_concurrency: int = 2  # pipeline runs at once; the rest wait their turn
     pipeline_processes: int = 0  # > 0: pipelines run in that many worker processes
 
     def __post_init__(self) -> None:
+        if self.picks is None:
+            from cinerec.serving.picks import EditorPicks
+
+            self.picks = EditorPicks(self.events, poll_s=0)
         self.pipelines = PipelineRunner(
             self.holder.value, self.pipeline_processes, self.pipeline_concurrency
         )
@@ -148,11 +155,12 @@ class Services:
 
     # ----- recommendations ---------------------------------------------------------------
     def cache_key(self, body: schemas.RecommendationRequest) -> str:
-        """The answer cache's key of ``body`` under the served model and config."""
+        """The answer cache's key of ``body`` under the served model, config and picks."""
         rec: Recommender = self.holder.value
         shape = body.model_dump_json(exclude={"user_id", "session_id"})  # fields in order
         digest = hashlib.sha1(shape.encode()).hexdigest()[:16]
-        return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{digest}"
+        picks = self.picks.tag
+        return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{picks}:{digest}"
 
     def cached_json(
         self, body: schemas.RecommendationRequest, key: str
@@ -247,6 +255,7 @@ class Services:
             ),
             exclude_items=tuple(body.exclude),
             recent_events=recent,
+            editor_picks=self.picks.current,
         )
 
     def _live_trending(self) -> tuple[tuple[str, float], ...]:
@@ -269,12 +278,13 @@ class Services:
         online: list[FeedbackEvent],
         request_id: str,
     ) -> schemas.RecommendationResponse | None:
-        """The nightly list, for a known user with no activity since and a plain request."""
+        """The nightly list, for a known user with no activity since and a plain request,
+        scored with the picks in force."""
         if self.batch is None or not body.user_id or online:
             return None
         if body.model_dump(include=PLAIN_FIELDS) != PLAIN_REQUEST:
             return None
-        stored = self.batch.get(rec.model_version, body.user_id)
+        stored = self.batch.get(rec.model_version, body.user_id, picks=self.picks.tag)
         if stored is None or len(stored) < body.k:
             return None
         self.metrics.answers.labels(source="batch").inc()
@@ -430,22 +440,35 @@ class Services:
         rec = self.holder.value
         self.metrics.set_model(rec.model_version, rec.config_hash)
 
-    def set_editor_picks(self, item_ids: list[str]) -> dict[str, Any]:
+    def set_editor_picks(self, item_ids: list[str] | None) -> dict[str, Any]:
+        """Store the operator's picks durably for every version served (None: the bundle's
+        own again); the cache key names the picks, so no answer with the old ones is read."""
         rec: Recommender = self.holder.value
-        index = rec.items.lookup(item_ids)
-        unknown = [i for i, j in zip(item_ids, index, strict=True) if j < 0]
-        if unknown:
-            raise NotFoundError(f"unknown item id(s): {', '.join(unknown[:5])}")
-        rec.editor_picks = list(item_ids)
-        self._invalidate_all()
-        return {"editor_picks": len(item_ids)}
+        if item_ids is not None:
+            index = rec.items.lookup(item_ids)
+            unknown = [i for i, j in zip(item_ids, index, strict=True) if j < 0]
+            if unknown:
+                raise NotFoundError(f"unknown item id(s): {', '.join(unknown[:5])}")
+        from cinerec.serving.eventlog import EventLogError
 
-    def _invalidate_all(self) -> None:
-        clear = getattr(self.cache, "clear", None)
-        if clear is not None:
-            clear()
+        try:
+            if item_ids is None:
+                self.picks.reset()
+            else:
+                self.picks.replace(item_ids)
+        except EventLogError as exc:
+            raise UnavailableError(f"editor picks not stored: {exc}") from exc
+        return self.editor_picks()
+
+    def editor_picks(self) -> dict[str, Any]:
+        """The picks in force: the operator's, or the served bundle's own."""
+        current = self.picks.current
+        source = "bundle" if current is None else "operator"
+        picks = self.holder.value.editor_picks if current is None else current
+        return {"editor_picks": len(picks), "item_ids": list(picks), "source": source}
 
     def close(self) -> None:
+        self.picks.stop()
         self.holder.stop()
         self.pipelines.close()
         self.events.close()

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # 0 runs it in this process's threads. One per core lets a process use every core
     # without several uvicorn workers (which need Redis to share state).
     pipeline_processes: int = Field(default=0, ge=0, le=64)
+    # How often the editor picks are re-read from the database (another replica's change).
+    editor_picks_poll_s: float = Field(default=5.0, ge=0)
     # FastAPI's built-in OpenTelemetry spans and metrics (serving/app.py `telemetry_options`).
     opentelemetry: bool = False
     # Admin endpoints need this key in the X-API-Key header; None accepts no key at all.

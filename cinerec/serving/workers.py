@@ -52,11 +52,8 @@ def _version() -> tuple[str, int]:
     return _loaded().model_version, os.getpid()
 
 
-def _recommend(request: Request, editor_picks: tuple[str, ...]) -> Recommendations:
-    recommender = _loaded()
-    if list(editor_picks) != recommender.editor_picks:  # the API process's admin call
-        recommender.editor_picks = list(editor_picks)
-    return recommender.recommend(request)
+def _recommend(request: Request) -> Recommendations:
+    return _loaded().recommend(request)  # the request carries the operator's editor picks
 
 
 class PipelineWorkers:
@@ -92,14 +89,14 @@ class PipelineWorkers:
             raise ModelError(f"pipeline workers loaded {versions}, expected {self.version}")
         return executor
 
-    def recommend(self, request: Request, editor_picks: list[str]) -> Recommendations | None:
+    def recommend(self, request: Request) -> Recommendations | None:
         """The worker's answer, or None while the pool is down (a worker died; it is being
         restarted): the caller then answers in process."""
         executor = self._executor
         if executor is None:
             return None
         try:
-            return executor.submit(_recommend, request, tuple(editor_picks)).result()
+            return executor.submit(_recommend, request).result()
         except BrokenProcessPool:
             self._restart(executor)
             return None
@@ -162,7 +159,7 @@ class PipelineRunner:
     def run(self, recommender: Recommender, request: Request) -> Recommendations:
         workers = self.workers
         if workers is not None and workers.version == recommender.model_version:
-            answer = workers.recommend(request, recommender.editor_picks)
+            answer = workers.recommend(request)
             if answer is not None:
                 return answer
         elif self.processes > 0:

@@ -194,3 +194,22 @@ def test_popular_in_region_names_only_items_from_that_region(recommender: Recomm
     regional = [r for r in result.items if r.reason.code == "popular_in_region"]
     assert regional and all(india[r.item_idx] for r in regional)
     assert all("India" in r.reason.text for r in regional)
+
+
+def test_request_picks_override_the_bundles(
+    models: dict[str, Model], matrix: InteractionMatrix
+) -> None:
+    config = default_config(list(models)).model_dump()
+    config["editor_picks"] = ["cold2", "cold4"]
+    recommender = make_recommender(models, matrix, PipelineConfig.model_validate(config))
+    user = user_ids(matrix, 1)[0]
+
+    def picked(request: Request) -> set[str]:
+        history, stored = recommender.history_for(request)
+        cands = recommender.score_candidates(history, request, stored=stored).candidates
+        rows = cands.source_ranks[:, cands.source_names.index("editor")] > 0
+        return set(recommender.items.ids[cands.items[rows]])
+
+    assert picked(Request(user_id=user)) == {"cold2", "cold4"}
+    assert picked(Request(user_id=user, editor_picks=("cold1",))) == {"cold1"}
+    assert picked(Request(user_id=user, editor_picks=())) == set()

@@ -60,21 +60,18 @@ def test_workers_answer_exactly_as_the_api_process(
     ]
     for request in requests:
         here = recommender.recommend(request)
-        there = workers.recommend(request, recommender.editor_picks)
+        there = workers.recommend(request)
         assert there is not None
         assert there.item_ids == here.item_ids
         np.testing.assert_allclose(
             [i.score for i in there.items], [i.score for i in here.items], rtol=1e-6
         )
         assert [i.reason.text for i in there.items] == [i.reason.text for i in here.items]
-    picked = workers.recommend(Request(user_id=None, k=10), [item])  # the API's editor picks
+    with_picks = Request(user_id=None, k=10, editor_picks=(item,))  # the API's editor picks
+    picked = workers.recommend(with_picks)
     assert picked is not None and picked.per_source.get("editor") == 1
-    recommender.editor_picks = [item]
-    try:
-        assert picked.item_ids == recommender.recommend(Request(user_id=None, k=10)).item_ids
-    finally:
-        recommender.editor_picks = []
-    unpicked = workers.recommend(Request(user_id=None, k=10), [])
+    assert picked.item_ids == recommender.recommend(with_picks).item_ids
+    unpicked = workers.recommend(Request(user_id=None, k=10, editor_picks=()))
     assert unpicked is not None and not unpicked.per_source.get("editor")
 
 
