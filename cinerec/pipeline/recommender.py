@@ -38,9 +38,10 @@ from cinerec.pipeline.recall import (
 )
 from cinerec.pipeline.rerank import RerankResult, rerank
 from cinerec.pipeline.rules import CatalogFacts
-from cinerec.pipeline.state import HistoryStore, UserHistory
+from cinerec.pipeline.state import HistoryStore, UserHistory, UserLimits
 from cinerec.pipeline.types import (
     Candidates,
+    Constraints,
     Context,
     Preferences,
     RankedItem,
@@ -82,6 +83,7 @@ class Recommender:
         *,
         default_model: str | None = None,
         model_version: str = "unversioned",
+        limits: UserLimits | None = None,
     ) -> None:
         self.models = models
         self.users = users
@@ -92,6 +94,7 @@ class Recommender:
         self.ranker = ranker
         self.default_model = default_model or next(iter(models))
         self.model_version = model_version
+        self.limits = limits  # users' stored parental limits (None: nobody has one)
         self.folder: Path | None = None  # the bundle folder it was loaded from, if any
         self.config_hash = config.digest()
         self.facts = CatalogFacts.from_catalog(self.catalog)
@@ -233,9 +236,18 @@ class Recommender:
         )
 
     # ----- stages ----------------------------------------------------------------------
+    def constraints_for(self, request: Request) -> Constraints:
+        """The request's constraints merged with its user's stored limits: the stricter of
+        each, so a request may lower a child profile's age limit but never raise it."""
+        if self.limits is None:
+            return request.constraints
+        return request.constraints.merge(self.limits.constraints(request.user_id))
+
     def eligible(self, history: UserHistory, request: Request) -> tuple[np.ndarray, np.ndarray]:
-        """Filter stage: (eligible bool (n_items,), continue-watching items)."""
-        constraints = request.constraints
+        """Filter stage: (eligible bool (n_items,), continue-watching items). Everything
+        after it (every recall source, editor picks, pins, continue-watching) draws only
+        from the eligible items."""
+        constraints = self.constraints_for(request)
         allowed = self.facts.allowed(constraints) if not constraints.is_empty() else None
         eligible = np.ones(len(self.items), dtype=bool) if allowed is None else allowed.copy()
         resume = np.zeros(0, dtype=np.int64)

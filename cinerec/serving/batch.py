@@ -4,7 +4,8 @@ The API answers a known user with no activity since the batch run from these lis
 Redis GET instead of the pipeline); any feedback, filter or preference sends the request
 through the live pipeline again. Keys are per model version and per editor picks
 (:func:`~cinerec.serving.picks.picks_tag`), so a promoted model never serves another
-version's lists, nor lists made with picks an operator has changed since.
+version's lists, nor lists made with picks an operator has changed since. Each user's
+stored parental limit applies as in the API (the pipeline enforces it).
 """
 
 from __future__ import annotations

@@ -279,7 +279,7 @@ class Services:
         request_id: str,
     ) -> schemas.RecommendationResponse | None:
         """The nightly list, for a known user with no activity since and a plain request,
-        scored with the picks in force."""
+        scored with the picks in force and obeying the user's stored limits."""
         if self.batch is None or not body.user_id or online:
             return None
         if body.model_dump(include=PLAIN_FIELDS) != PLAIN_REQUEST:
@@ -287,6 +287,12 @@ class Services:
         stored = self.batch.get(rec.model_version, body.user_id, picks=self.picks.tag)
         if stored is None or len(stored) < body.k:
             return None
+        limits = rec.constraints_for(Request(user_id=body.user_id))
+        if not limits.is_empty():  # the batch job runs the same pipeline; never trust blindly
+            index = rec.items.lookup([i["item_id"] for i in stored[: body.k]])
+            if not ((index >= 0).all() and rec.facts.allowed(limits)[index].all()):
+                log.error("nightly list of %s breaks its stored limits; not served", body.user_id)
+                return None
         self.metrics.answers.labels(source="batch").inc()
         return schemas.RecommendationResponse(
             request_id=request_id,

@@ -17,7 +17,7 @@ from cinerec.models.base import Model, get_model_class
 from cinerec.pipeline.config import PipelineConfig, default_config
 from cinerec.pipeline.offline import RankerChoice, train_ranker
 from cinerec.pipeline.persist import write_pipeline
-from cinerec.pipeline.state import HistoryStore
+from cinerec.pipeline.state import HistoryStore, UserLimits
 from cinerec.training.bundle import save_bundle
 from cinerec.training.tuning import SearchResult, tune
 
@@ -76,6 +76,7 @@ def train_bundle(
     """
     console = Console(stderr=True, quiet=not progress)
     timings: dict[str, float] = {}
+    limits = UserLimits.from_users(dataset.users)  # parental limits every request obeys
     item_index = IdIndex.from_ids(dataset.items["item_id"])
     validation = make_split(validation_spec, dataset.interactions, seed=seed)
     searches: dict[str, SearchResult] = {}
@@ -145,7 +146,11 @@ def train_bundle(
             "pipeline": pipeline_info,
         },
         extras=lambda folder: write_pipeline(
-            folder, config, choice.chosen if choice else None, histories
+            folder,
+            config,
+            choice.chosen if choice else None,
+            histories,
+            limits,
         ),
     )
     console.log(f"bundle written to {bundle} (default model: {default})")
