@@ -77,7 +77,8 @@ def serve(
             min=0,
             max=64,
             envvar="CINEREC_PIPELINE_PROCESSES",
-            help="Worker processes running the pipeline (0: in the API process).",
+            help="Worker processes running the pipeline (0: in the API process; default: "
+            "one per core as memory allows).",
         ),
     ] = None,
 ) -> None:
@@ -93,12 +94,14 @@ def serve(
 
     if workers > 1:  # one pipeline at a time per process: the processes share the cores
         os.environ.setdefault("CINEREC_PIPELINE_CONCURRENCY", "1")
+        os.environ.setdefault("CINEREC_PIPELINE_PROCESSES", "0")  # not a pool per worker
     if pipeline_processes is not None:
         os.environ["CINEREC_PIPELINE_PROCESSES"] = str(pipeline_processes)
     if bundle is not None:
         os.environ["CINEREC_BUNDLE"] = str(bundle)
     if registry is not None:
         os.environ["CINEREC_REGISTRY"] = registry
+    show_service_log(log_level)
     if workers > 1 and not Settings().redis_url:
         raise CinerecError(
             "--workers > 1 needs REDIS_URL: in-process state is per process, so feedback taken "
@@ -115,6 +118,22 @@ def serve(
         )
         return
     uvicorn.run(create_app(Settings()), host=host, port=port, log_level=log_level)
+
+
+def show_service_log(level: str) -> None:
+    """The service's own lines (the start-up choices, hot reloads) on stderr: at INFO, or
+    at ``level`` when that is stricter than warning (uvicorn's own follow ``level``)."""
+    import logging
+
+    logger = logging.getLogger("cinerec")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    wanted = logging.getLevelName(level.upper())
+    strict = isinstance(wanted, int) and wanted > logging.WARNING
+    logger.setLevel(wanted if strict else logging.INFO)
 
 
 def batch_score_command(

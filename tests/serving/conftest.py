@@ -46,6 +46,7 @@ def make_settings(folder: Path, tmp: Path, **overrides: object) -> Settings:
         "database_url": f"sqlite:///{tmp / 'events.db'}",
         "redis_url": None,
         "admin_api_key": ADMIN_KEY,
+        "pipeline_processes": 0,  # the default (one per core) is tested on its own
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
