@@ -77,7 +77,8 @@ def serve(
             min=0,
             max=64,
             envvar="CINEREC_PIPELINE_PROCESSES",
-            help="Worker processes running the pipeline (0: in the API process).",
+            help="Worker processes running the pipeline (0: in the API process; default: "
+            "one per core as memory allows).",
         ),
     ] = None,
 ) -> None:
@@ -93,12 +94,14 @@ def serve(
 
     if workers > 1:  # one pipeline at a time per process: the processes share the cores
         os.environ.setdefault("CINEREC_PIPELINE_CONCURRENCY", "1")
+        os.environ.setdefault("CINEREC_PIPELINE_PROCESSES", "0")  # not a pool per worker
     if pipeline_processes is not None:
         os.environ["CINEREC_PIPELINE_PROCESSES"] = str(pipeline_processes)
     if bundle is not None:
         os.environ["CINEREC_BUNDLE"] = str(bundle)
     if registry is not None:
         os.environ["CINEREC_REGISTRY"] = registry
+    show_service_log(log_level)
     if workers > 1 and not Settings().redis_url:
         raise CinerecError(
             "--workers > 1 needs REDIS_URL: in-process state is per process, so feedback taken "
@@ -117,6 +120,22 @@ def serve(
     uvicorn.run(create_app(Settings()), host=host, port=port, log_level=log_level)
 
 
+def show_service_log(level: str) -> None:
+    """The service's own lines (the start-up choices, hot reloads) on stderr: at INFO, or
+    at ``level`` when that is stricter than warning (uvicorn's own follow ``level``)."""
+    import logging
+
+    logger = logging.getLogger("cinerec")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    wanted = logging.getLevelName(level.upper())
+    strict = isinstance(wanted, int) and wanted > logging.WARNING
+    logger.setLevel(wanted if strict else logging.INFO)
+
+
 def batch_score_command(
     bundle: Annotated[Path, typer.Option("--bundle", envvar="CINEREC_BUNDLE")],
     out: Annotated[Path | None, typer.Option("--out", help="Parquet file to write.")] = None,
@@ -126,6 +145,15 @@ def batch_score_command(
         Path | None,
         typer.Option("--similar-out", help="Also write every item's more-like-this list here."),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            help="The API's event-log database: score with the editor picks stored there "
+            "(without it, the bundle's own; the API serves lists made with its picks only).",
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Nightly bulk scoring of every user into Redis (the API's fast path) and/or Parquet."""
@@ -134,11 +162,20 @@ def batch_score_command(
 
     if out is None and redis_url is None and similar_out is None:
         raise CinerecError("give --out, --redis-url (REDIS_URL) and/or --similar-out")
+    picks = None
+    if database_url:
+        from cinerec.serving.eventlog import EventLog
+        from cinerec.serving.picks import EditorPicks
+
+        with EventLog(database_url) as events:
+            picks = EditorPicks(events, poll_s=0).current
     started = time.perf_counter()
     rec = load_recommender(bundle)
     summary: dict[str, Any] = {}
     if out is not None or redis_url is not None:
-        summary = batch_score(rec, k=k, out=out, redis_url=redis_url, progress=not json_)
+        summary = batch_score(
+            rec, k=k, out=out, redis_url=redis_url, progress=not json_, editor_picks=picks
+        )
     if similar_out is not None:
         summary["similar"] = batch_similar(rec, similar_out, k=k, progress=not json_)
     summary["seconds"] = time.perf_counter() - started

@@ -38,8 +38,8 @@ from cinerec.pipeline.recall import (
     TrendingSource,
 )
 from cinerec.pipeline.rules import CatalogFacts
-from cinerec.pipeline.state import HistoryStore
-from cinerec.pipeline.types import Preferences
+from cinerec.pipeline.state import HistoryStore, UserLimits
+from cinerec.pipeline.types import Constraints, Preferences, Request
 
 #: The pseudo-source of the series a viewer is mid-way through ("continue watching").
 CONTINUE_SOURCE: Final = "continue_watching"
@@ -146,6 +146,7 @@ class PipelineParts:
         config: PipelineConfig,
         *,
         default_model: str | None = None,
+        limits: UserLimits | None = None,
     ) -> None:
         self.models = models
         self.users = users
@@ -154,6 +155,7 @@ class PipelineParts:
         self.histories = histories
         self.config = config
         self.default_model: str = default_model or next(iter(models))
+        self.limits = limits  # users' stored parental limits (None: nobody has one)
         self.facts = CatalogFacts.from_catalog(self.catalog)
         self.country_mask = CountryMasks(self.facts)
         self.sources = build_sources(config, models, self.country_mask)
@@ -182,6 +184,13 @@ class PipelineParts:
         )
         self._tastes: OrderedDict[tuple[tuple[str, ...], ...], sp.csr_matrix] = OrderedDict()
         self._tastes_lock = threading.Lock()  # pipeline threads share the cache
+
+    def constraints_for(self, request: Request) -> Constraints:
+        """The request's constraints merged with its user's stored limits: the stricter of
+        each, so a request may lower a child profile's age limit but never raise it."""
+        if self.limits is None:
+            return request.constraints
+        return request.constraints.merge(self.limits.constraints(request.user_id))
 
     def indices(self, ids: tuple[str, ...] | list[str]) -> np.ndarray:
         """int64 catalog indices of the known ids among ``ids`` (unknown ones dropped)."""

@@ -5,6 +5,7 @@ Layout (under the bundle folder, checksummed by its manifest like every other fi
     pipeline/config.json     the PipelineConfig (its digest is in the manifest)
     pipeline/histories.npz   every user's events in time order (the stored histories)
     pipeline/ranker/         the chosen ranker (absent when the model order won)
+    pipeline/limits.parquet  each user's stored parental limit (absent when no user has one)
 
 Bundles written before the pipeline existed still load: they get the default config for
 their models, no ranker, and histories rebuilt (without times) from the models' rows.
@@ -23,13 +24,17 @@ from cinerec.models.bundle import Bundle, load_bundle
 from cinerec.pipeline.config import PipelineConfig, default_config, parse_config
 from cinerec.pipeline.rankers import Ranker, load_ranker
 from cinerec.pipeline.recommender import Recommender
-from cinerec.pipeline.state import HistoryStore
+from cinerec.pipeline.state import HistoryStore, UserLimits
 
 PIPELINE_DIR = "pipeline"
 
 
 def write_pipeline(
-    folder: Path, config: PipelineConfig, ranker: Ranker | None, histories: HistoryStore
+    folder: Path,
+    config: PipelineConfig,
+    ranker: Ranker | None,
+    histories: HistoryStore,
+    limits: UserLimits | None = None,
 ) -> None:
     """Write the pipeline parts into a bundle folder being assembled."""
     target = Path(folder) / PIPELINE_DIR
@@ -38,6 +43,8 @@ def write_pipeline(
     histories.save(target / "histories.npz")
     if ranker is not None:
         ranker.save(target / "ranker")
+    if limits is not None and len(limits):
+        limits.save(target / "limits.parquet")
 
 
 def model_version(bundle: Bundle) -> str:
@@ -61,6 +68,7 @@ def load_recommender(
     stored_config = None
     ranker = None
     histories = None
+    limits = None
     if base is not None and base.exists():
         try:
             stored_config = parse_config(
@@ -71,6 +79,8 @@ def load_recommender(
         histories = HistoryStore.load(base / "histories.npz")
         if (base / "ranker").exists():
             ranker = load_ranker(base / "ranker")
+        if (base / "limits.parquet").exists():
+            limits = UserLimits.load(base / "limits.parquet")
     if histories is None:
         histories = _histories_from_models(bundle)
     if bundle.catalog is None:
@@ -95,6 +105,7 @@ def load_recommender(
         ranker,
         default_model=bundle.default_model,
         model_version=model_version(bundle),
+        limits=limits,
     )
     recommender.folder = bundle.folder
     return recommender

@@ -38,9 +38,9 @@ from cinerec.pipeline.recall import RecallSource
 from cinerec.pipeline.rerank import RerankResult
 from cinerec.pipeline.rules import CatalogFacts
 from cinerec.pipeline.scoring import Scored
-from cinerec.pipeline.state import HistoryStore, UserHistory
+from cinerec.pipeline.state import HistoryStore, UserHistory, UserLimits
 from cinerec.pipeline.timing import StageClock
-from cinerec.pipeline.types import Preferences, Recommendations, Request
+from cinerec.pipeline.types import Constraints, Preferences, Recommendations, Request
 
 __all__ = ["Preferences", "Recommendations", "Recommender", "Request", "Scored"]
 
@@ -65,14 +65,24 @@ class Recommender:
         *,
         default_model: str | None = None,
         model_version: str = "unversioned",
+        limits: UserLimits | None = None,
     ) -> None:
         self.parts = PipelineParts(
-            models, users, items, catalog, histories, config, default_model=default_model
+            models,
+            users,
+            items,
+            catalog,
+            histories,
+            config,
+            default_model=default_model,
+            limits=limits,
         )
         self.ranker = ranker
         self.model_version = model_version
         self.folder: Path | None = None  # the bundle folder it was loaded from, if any
         self.config_hash = config.digest()
+        # The bundle's own picks: a request carrying the operator's (Request.editor_picks)
+        # overrides them.
         self.editor_picks: list[str] = list(config.editor_picks)
         self.pins: list[tuple[str, int]] = [(p.item_id, p.position) for p in config.rerank.pins]
 
@@ -127,6 +137,19 @@ class Recommender:
     def titles(self) -> np.ndarray:
         return self.parts.titles
 
+    @property
+    def limits(self) -> UserLimits | None:
+        """Users' stored parental limits (None: nobody has one)."""
+        return self.parts.limits
+
+    @limits.setter
+    def limits(self, limits: UserLimits | None) -> None:
+        self.parts.limits = limits
+
+    def picks_for(self, request: Request) -> list[str]:
+        """The editor picks ``request`` carries (the operator's), else the bundle's."""
+        return self.editor_picks if request.editor_picks is None else list(request.editor_picks)
+
     def country_mask(self, country: str) -> np.ndarray | None:
         """bool (n_items,): items produced in ``country`` (None when the catalog lacks it)."""
         return self.parts.country_mask(country)
@@ -160,8 +183,9 @@ class Recommender:
         """The whole pipeline for one history. ``stored``: the history is the trained one."""
         parts = self.parts
         clock = StageClock()
+        picks = self.picks_for(request)
         scored = scoring.score_candidates(
-            parts, history, request, stored=stored, editor_picks=self.editor_picks, clock=clock
+            parts, history, request, stored=stored, editor_picks=picks, clock=clock
         )
         top, top_scores = scoring.rank(parts, scored, self.ranker)
         clock.lap("rank")
@@ -189,6 +213,10 @@ class Recommender:
         )
 
     # ----- stages, for training and tests ----------------------------------------------
+    def constraints_for(self, request: Request) -> Constraints:
+        """The request's constraints merged with its user's stored limits (the stricter)."""
+        return self.parts.constraints_for(request)
+
     def eligible(self, history: UserHistory, request: Request) -> tuple[np.ndarray, np.ndarray]:
         """Filter stage: (eligible bool (n_items,), continue-watching items)."""
         return scoring.eligible_items(self.parts, history, request)
@@ -210,7 +238,7 @@ class Recommender:
             history,
             request,
             stored=stored,
-            editor_picks=self.editor_picks,
+            editor_picks=self.picks_for(request),
             clock=StageClock(timings),
         )
 

@@ -102,7 +102,7 @@ def eligible_items(
     seen items), not excluded by the request and not skipped. Continue watching: the
     latest series the user watched recently, if still allowed and not excluded.
     """
-    constraints = request.constraints
+    constraints = parts.constraints_for(request)
     allowed = parts.facts.allowed(constraints) if not constraints.is_empty() else None
     eligible = np.ones(len(parts.items), dtype=bool) if allowed is None else allowed.copy()
     resume = np.zeros(0, dtype=np.int64)

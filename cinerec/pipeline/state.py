@@ -5,6 +5,8 @@ order — saved in the bundle so that offline evaluation, batch scoring and the 
 start from the same histories. :class:`UserHistory` is one user's view for one request:
 the stored events plus whatever happened since (request-time events, skips), which is how
 a click seconds ago reaches the sequence model and the "seen" filter without a refit.
+:class:`UserLimits` holds each user's stored hard limits (the parental limit), which every
+request for that user obeys.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from cinerec.errors import IntegrityError
+from cinerec.data.matrix import IdIndex
+from cinerec.errors import DataError, IntegrityError
+from cinerec.pipeline.types import Constraints
 
 
 @dataclass
@@ -120,3 +126,69 @@ class HistoryStore:
                 return cls(npz["indptr"], npz["items"], npz["times"], npz["weights"])
         except (OSError, KeyError, ValueError) as exc:
             raise IntegrityError(f"cannot read user histories from {path}: {exc}") from exc
+
+
+class UserLimits:
+    """Each user's stored hard limits — today the parental limit, the users table's
+    ``max_age_rating`` (an age) — applied to every request for that user.
+
+    Keyed by user id, not by the bundle's user index: a child profile that has no events
+    yet (absent from the models) is limited too. Saved in the bundle beside the histories,
+    so the API, its worker processes and batch scoring all read the same limits.
+    """
+
+    def __init__(self, user_ids: np.ndarray, max_min_age: np.ndarray) -> None:
+        self.users = IdIndex(np.asarray(user_ids, dtype=object))
+        self.max_min_age = np.asarray(max_min_age, np.int16)
+        if len(self.users) != len(self.max_min_age):
+            raise IntegrityError("user limits: ids and ages differ in length")
+
+    @classmethod
+    def from_users(cls, users: pd.DataFrame) -> UserLimits:
+        """From a users table (:data:`~cinerec.data.schemas.USERS_SCHEMA`); users without a
+        ``max_age_rating`` have no limit and are not kept."""
+        if "max_age_rating" not in users.columns or users.empty:
+            return cls(np.zeros(0, dtype=object), np.zeros(0, np.int16))
+        column = pd.to_numeric(users["max_age_rating"], errors="coerce")
+        keep = column.notna().to_numpy()
+        ages = column[keep].to_numpy(np.float64)
+        bad = (ages < 0) | (ages > 100) | (ages != np.round(ages))
+        if bad.any():
+            raise DataError(
+                f"max_age_rating must be a whole age from 0 to 100, got {ages[bad][0]:g}",
+                file="users",
+            )
+        ids = users["user_id"].astype(str).to_numpy(dtype=object)[keep]
+        if len(set(ids)) != len(ids):
+            raise DataError("users table: duplicate user_id with a max_age_rating", file="users")
+        return cls(ids, ages.astype(np.int16))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def constraints(self, user_id: str | None) -> Constraints:
+        """The user's stored limits as constraints (empty for an unknown or unlimited user)."""
+        if user_id is None or not len(self.users):
+            return Constraints()
+        row = int(self.users.lookup([user_id])[0])
+        if row < 0:
+            return Constraints()
+        return Constraints(max_min_age=int(self.max_min_age[row]))
+
+    def save(self, path: str | Path) -> None:
+        table = pa.table(
+            {
+                "user_id": pa.array(self.users.ids, pa.string()),
+                "max_min_age": pa.array(self.max_min_age, pa.int16()),
+            }
+        )
+        pq.write_table(table, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> UserLimits:
+        try:
+            table = pq.read_table(path)
+            ids = table["user_id"].to_numpy(zero_copy_only=False).astype(object)
+            return cls(ids, np.asarray(table["max_min_age"].to_numpy()))
+        except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+            raise IntegrityError(f"cannot read user limits from {path}: {exc}") from exc

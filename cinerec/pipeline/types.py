@@ -179,6 +179,9 @@ class Request:
     exclude_items: tuple[str, ...] = ()
     recent_events: tuple[RecentEvent, ...] = ()  # timed events (the online state's)
     live_trending: tuple[tuple[str, float], ...] = ()  # (item_id, count) of the last 24 h
+    # The operator's editor picks (the API's, stored beside its event log); None: the
+    # bundle config's own picks.
+    editor_picks: tuple[str, ...] | None = None
 
 
 @dataclass

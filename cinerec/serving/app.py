@@ -48,7 +48,9 @@ def build_services(settings: Settings) -> Services:
     """The live parts for ``settings``: model holder, event log, state, cache, stream."""
     from cinerec.serving.cache import RecommendationCache
     from cinerec.serving.eventlog import EventLog
+    from cinerec.serving.picks import EditorPicks
     from cinerec.serving.state import make_state
+    from cinerec.serving.workers import default_processes, process_rss
 
     registry = None
     holder: StaticHolder | HotReloader[Recommender]
@@ -74,9 +76,17 @@ def build_services(settings: Settings) -> Services:
         prefix = settings.redis_prefix
         stream = EventStream(settings.redis_url, stream=f"{prefix}:events")
         batch = BatchStore(settings.redis_url, prefix=prefix) if settings.batch_scores else None
+    processes = settings.pipeline_processes
+    if processes is None:  # the bundle is loaded: this process's RSS ≈ what a worker costs
+        processes, why = default_processes(process_rss())
+        log.info("pipeline worker processes: %d (%s; CINEREC_PIPELINE_PROCESSES=N sets it)",
+                 processes, why)  # fmt: skip
+    events = EventLog(settings.database_url)
+    picks = EditorPicks(events, poll_s=settings.editor_picks_poll_s)
+    picks.start()
     return Services(
         holder=holder,
-        events=EventLog(settings.database_url),
+        events=events,
         state=make_state(settings.redis_url, prefix=settings.redis_prefix),
         cache=RecommendationCache(
             settings.redis_url, ttl_s=settings.cache_ttl_s, prefix=settings.redis_prefix
@@ -85,9 +95,10 @@ def build_services(settings: Settings) -> Services:
         metrics=Metrics(),
         registry=registry,
         batch=batch,
+        picks=picks,
         recent_limit=settings.recent_events,
         pipeline_concurrency=settings.pipeline_concurrency,
-        pipeline_processes=settings.pipeline_processes,
+        pipeline_processes=processes,
     )
 
 

@@ -3,8 +3,10 @@ every item's "more like this" list into Parquet.
 
 The API answers a known user with no activity since the batch run from these lists (a
 Redis GET instead of the pipeline); any feedback, filter or preference sends the request
-through the live pipeline again. Keys are per model version, so a promoted model never
-serves another version's lists.
+through the live pipeline again. Keys are per model version and per editor picks
+(:func:`~cinerec.serving.picks.picks_tag`), so a promoted model never serves another
+version's lists, nor lists made with picks an operator has changed since. Each user's
+stored parental limit applies as in the API (the pipeline enforces it).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from cinerec.data.io import atomic_path
 from cinerec.models.similar import COLUMNS, similar_items
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Request
+from cinerec.serving.picks import picks_tag
 from cinerec.serving.present import CatalogView
 
 TTL_S = 2 * 86400
 
 
-def _key(prefix: str, version: str, user_id: str) -> str:
-    return f"{prefix}:batch:{version}:{user_id}"
+def _key(prefix: str, version: str, picks: str, user_id: str) -> str:
+    return f"{prefix}:batch:{version}:{picks}:{user_id}"
 
 
 class BatchStore:
@@ -39,9 +42,10 @@ class BatchStore:
         )
         self.prefix = prefix
 
-    def get(self, version: str, user_id: str) -> list[dict[str, Any]] | None:
+    def get(self, version: str, user_id: str, *, picks: str) -> list[dict[str, Any]] | None:
+        """``picks``: the :func:`picks_tag` of the editor picks in force."""
         try:
-            raw = self.client.get(_key(self.prefix, version, user_id))
+            raw = self.client.get(_key(self.prefix, version, picks, user_id))
         except redis.RedisError:
             return None  # the live pipeline answers instead
         return None if raw is None else json.loads(raw)  # type: ignore[arg-type]  # redis-py: sync results typed Awaitable | Any
@@ -55,21 +59,25 @@ def batch_score(
     redis_url: str | None = None,
     prefix: str = "cinerec",
     progress: bool = False,
+    editor_picks: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """Score every known user; write Parquet (``out``) and/or Redis; return a summary."""
+    """Score every known user; write Parquet (``out``) and/or Redis; return a summary.
+
+    ``editor_picks``: the operator's (as the API serves them); None: the bundle's own."""
     client = redis.Redis.from_url(redis_url) if redis_url else None
     rows: list[dict[str, Any]] = []
     pipe = client.pipeline(transaction=False) if client is not None else None
     users = [str(u) for u in rec.users.ids]
     view = CatalogView(rec)
+    tag = picks_tag(editor_picks)
     for n, user in enumerate(tqdm(users, desc="batch scoring", disable=not progress), start=1):
-        result = rec.recommend(Request(user_id=user, k=k))
+        result = rec.recommend(Request(user_id=user, k=k, editor_picks=editor_picks))
         payload = [
             view.item(item, item_id).model_dump()
             for item, item_id in zip(result.items, result.item_ids, strict=True)
         ]
         if pipe is not None:
-            pipe.set(_key(prefix, rec.model_version, user), json.dumps(payload), ex=TTL_S)
+            pipe.set(_key(prefix, rec.model_version, tag, user), json.dumps(payload), ex=TTL_S)
             if n % 500 == 0:
                 pipe.execute()
         for entry in payload:
@@ -93,6 +101,7 @@ def batch_score(
         "users": len(users),
         "rows": len(rows),
         "model_version": rec.model_version,
+        "editor_picks": tag,
         "out": str(out) if out else None,
         "redis": bool(client),
     }

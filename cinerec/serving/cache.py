@@ -7,6 +7,14 @@ once. With Redis, each user has a generation token (``<prefix>:gen:<user>``) tha
 every stored key: invalidating replaces the token (O(1)) and the old entries are never read
 again, expiring on their TTL. The Lua scripts build the entry's key from the token, so they
 need a single Redis (or a proxy that allows undeclared keys), not Redis Cluster.
+
+Read-after-write under concurrency: an answer computed from a user's history must not be
+stored after feedback that outdated it. So every lookup returns the user's *generation* as
+it was before the caller read anything else, the caller carries that value through its own
+computation and hands it to :meth:`RecommendationCache.set`, which stores only if the
+generation is still the same — checked and stored atomically (under a lock in process, in
+one Lua script in Redis). The generation travels with the request, never in shared
+per-key memory, so two requests of one user racing a feedback cannot pass each other's.
 """
 
 from __future__ import annotations
@@ -16,14 +24,14 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cinerec.serving.state import Circuit, connect
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT
 
-#: Remembered for a miss served while Redis was unusable: the matching set() stores nothing.
+#: The generation given while Redis is unusable for a user: set() with it stores nothing.
 _NO_STORE = "!"
 
 # GET: the user's generation and the entry stored under it, in one round trip.
@@ -31,10 +39,10 @@ _GET = """
 local g = redis.call('GET', KEYS[1]) or '0'
 return {g, redis.call('GET', ARGV[1] .. g .. ARGV[2])}
 """
-# SET under the current generation, unless it moved since the miss that computed the answer.
+# SET under the current generation, unless it moved since the caller read it (ARGV[4]).
 _SET = """
 local g = redis.call('GET', KEYS[1]) or '0'
-if ARGV[4] ~= '' and ARGV[4] ~= g then return 0 end
+if ARGV[4] ~= g then return 0 end
 redis.call('SET', ARGV[1] .. g .. ARGV[2], ARGV[3], 'PX', ARGV[5])
 return 1
 """
@@ -91,9 +99,12 @@ class RecommendationCache:
     replica-local copy could miss another replica's invalidation) and Redis is probed again
     after a back-off. An invalidation that could not reach Redis is sent on recovery, and
     until then (or until the entries it covers have expired) that user's answers are not
-    read, so an answer from before the feedback is never served. ``set`` after a ``get``
-    miss stores nothing when the user was invalidated in between, so an answer computed from
-    the old history is not cached after the feedback that outdated it.
+    read, so an answer from before the feedback is never served.
+
+    Storing is conditional (see the module docstring): :meth:`lookup` (or
+    :meth:`generation`) gives the user's generation, read *before* the caller reads the
+    user's history; :meth:`set` stores the answer computed from it only while that is still
+    the user's generation, so an answer that predates a feedback is never cached after it.
     """
 
     def __init__(
@@ -121,11 +132,11 @@ class RecommendationCache:
         self.circuit = Circuit(
             "recommendation cache", self._recover, backoff_s=backoff_s, max_backoff_s=max_backoff_s
         )
-        # The generation seen at each recent miss: set() stores only if it is still current.
-        self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._invalidations = 0  # local mode: a counter instead of Redis' tokens
+        # Local mode: a generation is the number of invalidations so far (all users); each
+        # user's latest one is kept (LRU), and the newest number dropped from that map.
+        self._invalidations = 0
         self._invalidated_at: OrderedDict[str, int] = OrderedDict()
-        self._forgotten = 0  # the newest invalidation number dropped from that map
+        self._forgotten = 0
         # Invalidations that did not reach Redis: user -> when the entries it covers expire.
         self._unsent: OrderedDict[str, float] = OrderedDict()
         self._unsent_all_until = 0.0
@@ -135,30 +146,62 @@ class RecommendationCache:
         """True when entries live in this process (no Redis): a lookup never blocks."""
         return self._local is not None
 
-    def get(self, user_id: str, key: str) -> bytes | None:
-        """The cached answer, or None (a miss)."""
-        local = self._local is not None
-        payload = self._get_local(user_id, key) if local else self._get_redis(user_id, key)
+    def lookup(self, user_id: str, key: str) -> tuple[bytes | None, str]:
+        """(the cached answer or None, the user's generation read with it).
+
+        Pass the generation to :meth:`set` with the answer computed after this call; one
+        round trip to Redis for both.
+        """
+        if self._local is not None:
+            with self._lock:
+                payload = self._local.get(user_id, key)
+                generation = str(self._invalidations)
+        else:
+            payload, generation = self._lookup_redis(user_id, key)
         with self._lock:
             if payload is None:
                 self.misses += 1
             else:
                 self.hits += 1
-        return payload
+        return payload, generation
 
-    def set(self, user_id: str, key: str, payload: bytes) -> None:
-        """Cache ``payload`` for ``ttl_s`` (unless the user was invalidated since the miss)."""
+    def get(self, user_id: str, key: str) -> bytes | None:
+        """The cached answer, or None (a miss)."""
+        return self.lookup(user_id, key)[0]
+
+    def generation(self, user_id: str) -> str:
+        """The user's generation now (read it before reading the history an answer uses)."""
+        if self._local is not None:
+            with self._lock:
+                return str(self._invalidations)
+        client = self._client
+        assert client is not None
         with self._lock:
-            seen = self._seen.pop((user_id, key), None)
-            if self._local is not None:
-                if seen is None or not self._invalidated_since(user_id, int(seen)):
-                    self._local.set(user_id, key, payload)
-                return
-            if seen == _NO_STORE or self._is_blocked(user_id):
-                return
+            if self._is_blocked(user_id):
+                return _NO_STORE
+        found = self.circuit.call(lambda: client.get(self._gen_key(user_id)) or b"0", _nothing)
+        return _NO_STORE if found is None else cast(bytes, found).decode()
+
+    def set(self, user_id: str, key: str, payload: bytes, *, generation: str) -> bool:
+        """Cache ``payload`` for ``ttl_s`` if ``generation`` (from :meth:`lookup` or
+        :meth:`generation`, read before the answer's inputs) is still the user's; True
+        when stored. Checked and stored atomically."""
+        if self._local is not None:
+            with self._lock:
+                if not generation.isdigit() or self._invalidated_since(user_id, int(generation)):
+                    return False
+                self._local.set(user_id, key, payload)
+                return True
+        with self._lock:
+            if generation == _NO_STORE or self._is_blocked(user_id):
+                return False
         base, suffix = self._key_parts(user_id, key)
-        args: list[EncodableT] = [base, suffix, payload, seen or "", max(1, int(self.ttl_s * 1000))]
-        self.circuit.call(lambda: self._set(keys=[self._gen_key(user_id)], args=args), _nothing)
+        args: list[EncodableT] = [base, suffix, payload, generation]
+        args.append(max(1, int(self.ttl_s * 1000)))
+        stored = self.circuit.call(
+            lambda: self._set(keys=[self._gen_key(user_id)], args=args), _nothing
+        )
+        return bool(stored)
 
     def invalidate(self, user_id: str) -> None:
         """Drop every cached answer of ``user_id`` (all keys), and only of that user."""
@@ -193,24 +236,11 @@ class RecommendationCache:
         return self.circuit.call(lambda: bool(client.ping()), lambda: False)
 
     # -- local mode ----------------------------------------------------------------------
-    def _get_local(self, user_id: str, key: str) -> bytes | None:
-        assert self._local is not None
-        with self._lock:
-            payload = self._local.get(user_id, key)
-            if payload is None:
-                self._remember(user_id, key, str(self._invalidations))
-            return payload
-
     def _invalidated_since(self, user_id: str, seen: int) -> bool:
+        """Whether ``user_id`` was invalidated after generation ``seen`` (under the lock)."""
         if seen < self._forgotten:
             return True  # unknown: assume it was
         return self._invalidated_at.get(user_id, -1) > seen
-
-    def _remember(self, user_id: str, key: str, generation: str) -> None:
-        self._seen[(user_id, key)] = generation
-        self._seen.move_to_end((user_id, key))
-        while len(self._seen) > self.max_local:
-            self._seen.popitem(last=False)
 
     # -- Redis mode ----------------------------------------------------------------------
     def _gen_key(self, user_id: str) -> str:
@@ -229,19 +259,14 @@ class RecommendationCache:
         assert target is not None  # Redis mode
         target.set(self._gen_key(user_id), uuid.uuid4().hex[:16], px=px)
 
-    def _get_redis(self, user_id: str, key: str) -> bytes | None:
+    def _lookup_redis(self, user_id: str, key: str) -> tuple[bytes | None, str]:
         with self._lock:
             blocked = self._is_blocked(user_id)
         found = None if blocked else self.circuit.call(lambda: self._fetch(user_id, key), _nothing)
         if found is None:  # an answer computed now might miss an invalidation Redis never saw
-            with self._lock:
-                self._remember(user_id, key, _NO_STORE)
-            return None
+            return None, _NO_STORE
         generation, payload = found
-        if payload is None:
-            with self._lock:
-                self._remember(user_id, key, generation.decode())
-        return payload
+        return payload, generation.decode()
 
     def _fetch(self, user_id: str, key: str) -> tuple[bytes, bytes | None]:
         base, suffix = self._key_parts(user_id, key)

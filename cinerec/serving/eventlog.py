@@ -230,6 +230,18 @@ class EventLog:
         with self._errors(doing), self._read_lock, self.engine.connect() as conn:
             yield conn
 
+    def connection(self, doing: str) -> contextlib.AbstractContextManager[Connection]:
+        """A connection to the log's database, for state kept beside the log (the editor
+        picks, :mod:`cinerec.serving.picks`); a database error raises EventLogError."""
+        return self._connect(doing)
+
+    @contextlib.contextmanager
+    def transaction(self, doing: str) -> Iterator[Connection]:
+        """One committed write transaction beside the log's (serialised with appends on
+        SQLite, its single writer); a database error raises EventLogError."""
+        with self._errors(doing), self._write_lock, self.engine.begin() as conn:
+            yield conn
+
     def user_events(self, user_id: str, limit: int = 200) -> list[FeedbackEvent]:
         """The user's latest ``limit`` events (by arrival), oldest first by timestamp."""
         t = self.table

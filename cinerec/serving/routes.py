@@ -92,9 +92,10 @@ async def answer(services: Services, body: schemas.RecommendationRequest) -> byt
     if not services.cache.in_process:
         return await run_in_threadpool(services.recommend_json, body)
     key = services.cache_key(body)
-    if (hit := services.cached_json(body, key)) is not None:
+    hit, generation = services.cached_json(body, key)
+    if hit is not None:
         return hit
-    return await run_in_threadpool(services.recommend_json, body, key)
+    return await run_in_threadpool(services.recommend_json, body, key, generation)
 
 
 @api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)
@@ -194,5 +195,18 @@ def versions(_: AdminDep, services: ServicesDep) -> dict:
 
 @admin.put("/editor-picks")
 def editor_picks(body: schemas.EditorPicks, _: AdminDep, services: ServicesDep) -> dict:
-    """Replace the editor picks (a recall source; reasons say "Editor's pick")."""
+    """Replace the editor picks (a recall source; reasons say "Editor's pick"), stored
+    durably beside the event log for every version served, across restarts."""
     return services.set_editor_picks(body.item_ids)
+
+
+@admin.get("/editor-picks")
+def editor_picks_get(_: AdminDep, services: ServicesDep) -> dict:
+    """The editor picks in force: the operator's, or the served bundle's own."""
+    return services.editor_picks()
+
+
+@admin.delete("/editor-picks")
+def editor_picks_reset(_: AdminDep, services: ServicesDep) -> dict:
+    """Forget the operator's picks: the served bundle's own apply again."""
+    return services.set_editor_picks(None)

@@ -8,7 +8,13 @@ plain method, so the logic is tested without a server and the routes stay thin.
 Read-after-write: feedback is (1) committed to the event log, (2) added to the user's
 online state, (3) published to the stream (aggregates for other replicas), (4) the user's
 cached answers are invalidated — all before the 202. The next recommendation reads the
-online state, so a skipped item is gone and the sequence model sees the click.
+online state, so a skipped item is gone and the sequence model sees the click. A request
+reads in the opposite order — the user's cache generation, then the online state — and
+stores its answer only under that generation (:mod:`cinerec.serving.cache`), so an answer
+computed before a feedback is never cached after it, however requests interleave.
+
+Operator state (the editor picks, :mod:`cinerec.serving.picks`) lives beside the event log,
+not on the served model: it outlives hot reloads and restarts.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ TRENDING_REFRESH_S = 2.0
 #: Response fields that differ per request: cached answers are stored without them.
 PER_REQUEST_FIELDS = {"request_id", "cached", "source"}
 #: Layout of cached entries (part of the key, so entries of another layout are never read).
-CACHE_FORMAT = "r2"
+CACHE_FORMAT = "r3"
 
 
 def _with_envelope(payload: bytes, request_id: str, source: str) -> bytes:
@@ -96,7 +102,6 @@ class StaticHolder:
             return False
         if fresh.model_version == self._value.model_version:
             return False
-        fresh.editor_picks = list(self._value.editor_picks)
         self._value = fresh  # one reference swap: requests in flight keep the old object
         return True
 
@@ -130,11 +135,16 @@ class Services:
     metrics: Metrics
     registry: Any | None = None  # ModelRegistry when configured
     batch: Any | None = None  # BatchStore (nightly lists) when configured
+    picks: Any = None  # EditorPicks (beside the event log); built from it when None
     recent_limit: int = 200
     pipeline_concurrency: int = 2  # pipeline runs at once; the rest wait their turn
     pipeline_processes: int = 0  # > 0: pipelines run in that many worker processes
 
     def __post_init__(self) -> None:
+        if self.picks is None:
+            from cinerec.serving.picks import EditorPicks
+
+            self.picks = EditorPicks(self.events, poll_s=0)
         self.pipelines = PipelineRunner(
             self.holder.value, self.pipeline_processes, self.pipeline_concurrency
         )
@@ -145,31 +155,45 @@ class Services:
 
     # ----- recommendations ---------------------------------------------------------------
     def cache_key(self, body: schemas.RecommendationRequest) -> str:
-        """The answer cache's key of ``body`` under the served model and config."""
+        """The answer cache's key of ``body`` under the served model, config and picks."""
         rec: Recommender = self.holder.value
         shape = body.model_dump_json(exclude={"user_id", "session_id"})  # fields in order
         digest = hashlib.sha1(shape.encode()).hexdigest()[:16]
-        return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{digest}"
+        picks = self.picks.tag
+        return f"{CACHE_FORMAT}:{rec.model_version}:{rec.config_hash}:{picks}:{digest}"
 
-    def cached_json(self, body: schemas.RecommendationRequest, key: str) -> bytes | None:
-        """The cached answer (with this request's id) or None; counts the hit or miss."""
+    def cached_json(
+        self, body: schemas.RecommendationRequest, key: str
+    ) -> tuple[bytes | None, str | None]:
+        """(the cached answer with this request's id, or None; the user's cache generation
+        read with it, None for a visitor). Counts the hit or miss. Hand the generation on to
+        :meth:`recommend_json`: its answer is cached only if no feedback came in between."""
         if not body.user_id:
-            return None
-        payload = self.cache.get(body.user_id, key)
+            return None, None
+        payload, generation = self.cache.lookup(body.user_id, key)
         self.metrics.cache.labels(result="hit" if payload else "miss").inc()
         if not payload:
-            return None
+            return None, generation
         self.metrics.answers.labels(source="cache").inc()
-        return _with_envelope(payload, uuid.uuid4().hex, "cache")
+        return _with_envelope(payload, uuid.uuid4().hex, "cache"), generation
 
-    def recommend_json(self, body: schemas.RecommendationRequest, key: str | None = None) -> bytes:
+    def recommend_json(
+        self,
+        body: schemas.RecommendationRequest,
+        key: str | None = None,
+        generation: str | None = None,
+    ) -> bytes:
         """The answer as JSON, serialised once. Cached answers are kept as this JSON minus
         the per-request fields and get them spliced back on a hit, never parsed.
-        ``key``: given when the caller already missed in the cache with it."""
+        ``key``, ``generation``: given when the caller already missed in the cache
+        (:meth:`cached_json`)."""
         if key is None:
             key = self.cache_key(body)
-            if (hit := self.cached_json(body, key)) is not None:
+            hit, generation = self.cached_json(body, key)
+            if hit is not None:
                 return hit
+        elif generation is None and body.user_id:
+            generation = self.cache.generation(body.user_id)  # before the state is read
         rec: Recommender = self.holder.value  # one model for the rest of the request
         request_id = uuid.uuid4().hex
         # Only a miss needs the online events: feedback invalidates a user's cached answers.
@@ -195,8 +219,8 @@ class Services:
             cold_start=not known and not online,
         )
         payload = response.model_dump_json(exclude=PER_REQUEST_FIELDS).encode()
-        if body.user_id:
-            self.cache.set(body.user_id, key, payload)
+        if body.user_id and generation is not None:  # stored only if still that generation
+            self.cache.set(body.user_id, key, payload, generation=generation)
         self.metrics.answers.labels(source="pipeline").inc()
         return _with_envelope(payload, request_id, "pipeline")
 
@@ -230,6 +254,7 @@ class Services:
             ),
             exclude_items=tuple(body.exclude),
             recent_events=recent,
+            editor_picks=self.picks.current,
         )
 
     def _live_trending(self) -> tuple[tuple[str, float], ...]:
@@ -252,14 +277,21 @@ class Services:
         online: list[FeedbackEvent],
         request_id: str,
     ) -> schemas.RecommendationResponse | None:
-        """The nightly list, for a known user with no activity since and a plain request."""
+        """The nightly list, for a known user with no activity since and a plain request,
+        scored with the picks in force and obeying the user's stored limits."""
         if self.batch is None or not body.user_id or online:
             return None
         if body.model_dump(include=PLAIN_FIELDS) != PLAIN_REQUEST:
             return None
-        stored = self.batch.get(rec.model_version, body.user_id)
+        stored = self.batch.get(rec.model_version, body.user_id, picks=self.picks.tag)
         if stored is None or len(stored) < body.k:
             return None
+        limits = rec.constraints_for(Request(user_id=body.user_id))
+        if not limits.is_empty():  # the batch job runs the same pipeline; never trust blindly
+            index = rec.items.lookup([i["item_id"] for i in stored[: body.k]])
+            if not ((index >= 0).all() and rec.facts.allowed(limits)[index].all()):
+                log.error("nightly list of %s breaks its stored limits; not served", body.user_id)
+                return None
         self.metrics.answers.labels(source="batch").inc()
         return schemas.RecommendationResponse(
             request_id=request_id,
@@ -404,22 +436,35 @@ class Services:
         rec = self.holder.value
         self.metrics.set_model(rec.model_version, rec.config_hash)
 
-    def set_editor_picks(self, item_ids: list[str]) -> dict[str, Any]:
+    def set_editor_picks(self, item_ids: list[str] | None) -> dict[str, Any]:
+        """Store the operator's picks durably for every version served (None: the bundle's
+        own again); the cache key names the picks, so no answer with the old ones is read."""
         rec: Recommender = self.holder.value
-        index = rec.items.lookup(item_ids)
-        unknown = [i for i, j in zip(item_ids, index, strict=True) if j < 0]
-        if unknown:
-            raise NotFoundError(f"unknown item id(s): {', '.join(unknown[:5])}")
-        rec.editor_picks = list(item_ids)
-        self._invalidate_all()
-        return {"editor_picks": len(item_ids)}
+        if item_ids is not None:
+            index = rec.items.lookup(item_ids)
+            unknown = [i for i, j in zip(item_ids, index, strict=True) if j < 0]
+            if unknown:
+                raise NotFoundError(f"unknown item id(s): {', '.join(unknown[:5])}")
+        from cinerec.serving.eventlog import EventLogError
 
-    def _invalidate_all(self) -> None:
-        clear = getattr(self.cache, "clear", None)
-        if clear is not None:
-            clear()
+        try:
+            if item_ids is None:
+                self.picks.reset()
+            else:
+                self.picks.replace(item_ids)
+        except EventLogError as exc:
+            raise UnavailableError(f"editor picks not stored: {exc}") from exc
+        return self.editor_picks()
+
+    def editor_picks(self) -> dict[str, Any]:
+        """The picks in force: the operator's, or the served bundle's own."""
+        current = self.picks.current
+        source = "bundle" if current is None else "operator"
+        picks = self.holder.value.editor_picks if current is None else current
+        return {"editor_picks": len(picks), "item_ids": list(picks), "source": source}
 
     def close(self) -> None:
+        self.picks.stop()
         self.holder.stop()
         self.pipelines.close()
         self.events.close()

@@ -39,8 +39,11 @@ class Settings(BaseSettings):
     pipeline_concurrency: int = Field(default=2, ge=1, le=64)
     # Worker processes running the pipeline (each loads the bundle; serving/workers.py);
     # 0 runs it in this process's threads. One per core lets a process use every core
-    # without several uvicorn workers (which need Redis to share state).
-    pipeline_processes: int = Field(default=0, ge=0, le=64)
+    # without several uvicorn workers (which need Redis to share state). None (the
+    # default): one per usable core as memory allows (workers.default_processes), logged.
+    pipeline_processes: int | None = Field(default=None, ge=0, le=64)
+    # How often the editor picks are re-read from the database (another replica's change).
+    editor_picks_poll_s: float = Field(default=5.0, ge=0)
     # FastAPI's built-in OpenTelemetry spans and metrics (serving/app.py `telemetry_options`).
     opentelemetry: bool = False
     # Admin endpoints need this key in the X-API-Key header; None accepts no key at all.

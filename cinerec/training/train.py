@@ -14,7 +14,7 @@ from cinerec.evaluation.splits import make_split
 from cinerec.models.bundle import save_bundle
 from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.persist import write_pipeline
-from cinerec.pipeline.state import HistoryStore
+from cinerec.pipeline.state import HistoryStore, UserLimits
 from cinerec.training.hybrid import fit_hybrid
 from cinerec.training.tuning import SearchResult
 
@@ -72,6 +72,7 @@ def train_bundle(
     histories) goes in ``pipeline/``.
     """
     console = Console(stderr=True, quiet=not progress)
+    limits = UserLimits.from_users(dataset.users)  # parental limits every request obeys
     item_index = IdIndex.from_ids(dataset.items["item_id"])
     validation = make_split(validation_spec, dataset.interactions, seed=seed)
     full = InteractionMatrix.build(dataset.interactions, items=dataset.items, item_index=item_index)
@@ -108,7 +109,7 @@ def train_bundle(
             "search": {name: s.to_dict() for name, s in fit.searches.items()},
             "pipeline": pipeline_info,
         },
-        extras=lambda folder: write_pipeline(folder, fit.config, fit.ranker, histories),
+        extras=lambda folder: write_pipeline(folder, fit.config, fit.ranker, histories, limits),
     )
     console.log(f"bundle written to {bundle} (default model: {fit.default_model})")
     return TrainReport(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.models.base import Model
 from cinerec.pipeline.config import Pin, PipelineConfig, RerankConfig, default_config
 from cinerec.pipeline.recommender import Preferences, Recommender, Request
-from cinerec.pipeline.types import Constraints, Context
+from cinerec.pipeline.state import UserLimits
+from cinerec.pipeline.types import Constraints, Context, RecentEvent
 from tests.pipeline.conftest import NOW, make_recommender, user_ids
 
 CONSTRAINTS = [
@@ -194,3 +196,60 @@ def test_popular_in_region_names_only_items_from_that_region(recommender: Recomm
     regional = [r for r in result.items if r.reason.code == "popular_in_region"]
     assert regional and all(india[r.item_idx] for r in regional)
     assert all("India" in r.reason.text for r in regional)
+
+
+def test_a_users_stored_limit_holds_on_every_path(
+    models: dict[str, Model], matrix: InteractionMatrix
+) -> None:
+    """A child's stored limit: every source, pins, editor picks, request-time events and
+    continue-watching draw from what it allows; a request may lower it, never raise it."""
+    config = default_config(list(models)).model_dump()
+    adult = [str(i) for i in matrix.items.ids if not allowed_at_7(matrix, str(i))]
+    config["rerank"]["pins"] = [{"item_id": adult[0], "position": 1}]
+    recommender = make_recommender(models, matrix, PipelineConfig.model_validate(config))
+    child, other = user_ids(matrix, 2)
+    users = pd.DataFrame({"user_id": [child, "new-kid"], "max_age_rating": [7, 0]})
+    recommender.limits = UserLimits.from_users(users)
+    seven = recommender.facts.allowed(Constraints(max_min_age=7))
+    zero = recommender.facts.allowed(Constraints(max_min_age=0))
+    series = [str(i) for i in matrix.items.ids[recommender.facts.is_series]]
+    recent = tuple(RecentEvent(i, NOW.timestamp() - 3600, 1.0) for i in [*adult[:3], *series])
+    requests = [
+        (Request(user_id=child, k=10), seven),
+        (Request(user_id=child, k=10, constraints=Constraints(max_min_age=18)), seven),
+        (Request(user_id=child, k=10, constraints=Constraints(max_min_age=0)), zero),
+        (Request(user_id=child, k=10, editor_picks=tuple(adult[:4])), seven),
+        (Request(user_id=child, k=10, recent_events=recent, context=Context(timestamp=NOW)), seven),
+        (Request(user_id="new-kid", k=10, preferences=Preferences(genres=("g1",))), zero),
+    ]
+    for request, allowed in requests:
+        result = recommender.recommend(request)
+        assert result.items and all(allowed[r.item_idx] for r in result.items), request
+    free = recommender.recommend(Request(user_id=other, k=10, editor_picks=tuple(adult[:4])))
+    assert free.item_ids[0] == adult[0] and free.per_source.get("editor")  # pins, picks: on
+
+
+def test_request_picks_override_the_bundles(
+    models: dict[str, Model], matrix: InteractionMatrix
+) -> None:
+    config = default_config(list(models)).model_dump()
+    config["editor_picks"] = ["cold2", "cold4"]
+    recommender = make_recommender(models, matrix, PipelineConfig.model_validate(config))
+    user = user_ids(matrix, 1)[0]
+
+    def picked(request: Request) -> set[str]:
+        history, stored = recommender.history_for(request)
+        cands = recommender.score_candidates(history, request, stored=stored).candidates
+        rows = cands.source_ranks[:, cands.source_names.index("editor")] > 0
+        return set(recommender.items.ids[cands.items[rows]])
+
+    assert picked(Request(user_id=user)) == {"cold2", "cold4"}
+    assert picked(Request(user_id=user, editor_picks=("cold1",))) == {"cold1"}
+    assert picked(Request(user_id=user, editor_picks=())) == set()
+
+
+def allowed_at_7(matrix: InteractionMatrix, item_id: str) -> bool:
+    """Whether a 7-year-old may see ``item_id`` (its minimum age is known and at most 7)."""
+    catalog = matrix.catalog.set_index("item_id")
+    age = catalog.loc[item_id, "min_age"]
+    return bool(pd.notna(age) and age <= 7)

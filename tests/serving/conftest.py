@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,11 +18,20 @@ from tests.services import ThrowawayRedis, throwaway_redis
 ADMIN_KEY = "test-admin-key-123"
 
 
+#: Users with a stored parental limit (the users table's max_age_rating) in the bundle:
+#: one with a history, one registered without any event yet.
+CHILDREN = {"u50": 13, "kid0": 7}
+
+
 @pytest.fixture(scope="session")
 def bundle_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("serving") / "bundle"
+    dataset = rich_dataset(seed=1)
+    dataset.users = pd.DataFrame(
+        {"user_id": [*CHILDREN, "u1"], "max_age_rating": [*CHILDREN.values(), None]}
+    )
     train_bundle(
-        rich_dataset(seed=1),
+        dataset,
         folder,
         model_names=("pop", "trending", "itemknn", "ease", "als"),
         validation_spec="leave-last:3",
@@ -36,6 +46,7 @@ def make_settings(folder: Path, tmp: Path, **overrides: object) -> Settings:
         "database_url": f"sqlite:///{tmp / 'events.db'}",
         "redis_url": None,
         "admin_api_key": ADMIN_KEY,
+        "pipeline_processes": 0,  # the default (one per core) is tested on its own
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,21 +14,32 @@ import httpx
 
 from tests.services import free_port
 
+#: The checkout under test: the server imports this code, not another installed copy.
+REPO = Path(__file__).resolve().parents[2]
+
 
 @contextmanager
 def running_server(
-    env: dict[str, str], *, cwd: Path, args: tuple[str, ...] = (), timeout_s: float = 120
+    env: dict[str, str | None],
+    *,
+    cwd: Path,
+    args: tuple[str, ...] = (),
+    timeout_s: float = 120,
 ) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Yield (process, base URL) once /health answers; kill the process afterwards."""
+    """Yield (process, base URL) once /health answers; kill the process afterwards.
+    A None in ``env`` leaves that variable unset (e.g. to get a setting's default)."""
     port = free_port()
-    full_env = {
+    merged: dict[str, str | None] = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", str(cwd)),
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
+        "CINEREC_PIPELINE_PROCESSES": "0",  # fast start; a test may ask for the default
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
         **env,
     }
+    full_env = {name: value for name, value in merged.items() if value is not None}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cinerec.cli", "serve", "--port", str(port), *args],
         cwd=cwd,

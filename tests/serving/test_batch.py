@@ -34,7 +34,7 @@ def test_batch_scores_land_in_parquet_and_redis(
     frame = pd.read_parquet(tmp_path / "batch.parquet")
     assert summary["users"] == len(rec.users) and summary["rows"] == len(frame)
     assert frame.groupby("user_id")["rank"].max().eq(12).all()
-    stored = BatchStore(redis_up, prefix=prefix).get(rec.model_version, "u1")
+    stored = BatchStore(redis_up, prefix=prefix).get(rec.model_version, "u1", picks="bundle")
     assert stored is not None and len(stored) == 12
     assert [s["item_id"] for s in stored] == frame[frame.user_id == "u1"]["item_id"].tolist()
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -18,10 +19,18 @@ from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Constraints, Context, RecentEvent, Request
 from cinerec.serving.app import create_app
 from cinerec.serving.service import Services, load_for_serving
-from cinerec.serving.workers import PipelineRunner, PipelineWorkers
+from cinerec.serving.workers import (
+    PipelineRunner,
+    PipelineWorkers,
+    available_memory,
+    default_processes,
+    process_rss,
+    usable_cores,
+)
 from cinerec.training.train import train_bundle
 from tests.pipeline.conftest import rich_dataset
 from tests.serving.conftest import ADMIN_KEY, make_settings
+from tests.serving.server import running_server
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +69,18 @@ def test_workers_answer_exactly_as_the_api_process(
     ]
     for request in requests:
         here = recommender.recommend(request)
-        there = workers.recommend(request, recommender.editor_picks)
+        there = workers.recommend(request)
         assert there is not None
         assert there.item_ids == here.item_ids
         np.testing.assert_allclose(
             [i.score for i in there.items], [i.score for i in here.items], rtol=1e-6
         )
         assert [i.reason.text for i in there.items] == [i.reason.text for i in here.items]
-    picked = workers.recommend(Request(user_id=None, k=10), [item])  # the API's editor picks
+    with_picks = Request(user_id=None, k=10, editor_picks=(item,))  # the API's editor picks
+    picked = workers.recommend(with_picks)
     assert picked is not None and picked.per_source.get("editor") == 1
-    recommender.editor_picks = [item]
-    try:
-        assert picked.item_ids == recommender.recommend(Request(user_id=None, k=10)).item_ids
-    finally:
-        recommender.editor_picks = []
-    unpicked = workers.recommend(Request(user_id=None, k=10), [])
+    assert picked.item_ids == recommender.recommend(with_picks).item_ids
+    unpicked = workers.recommend(Request(user_id=None, k=10, editor_picks=()))
     assert unpicked is not None and not unpicked.per_source.get("editor")
 
 
@@ -170,3 +176,76 @@ def test_a_version_whose_workers_fail_is_answered_in_process_and_not_retried(
         assert runner.workers is started  # the served version's workers stay
     finally:
         runner.close()
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("cores", "available", "worker", "expected"),
+    [
+        (1, 64 * GIB, GIB, 0),  # one core: nothing to gain from another process
+        (2, 20 * GIB, 1.3 * GIB, 2),  # this machine with the demo bundle: one per core
+        (16, 16 * GIB, GIB, 5),  # memory-bound: (2n + 1) GiB within 80% of 16 GiB
+        (8, 2 * GIB, 1.3 * GIB, 0),  # not even one worker fits beside a hot reload
+        (8, 64 * GIB, None, 0),  # unknown cost: stay in process
+    ],
+)
+def test_the_default_is_one_worker_per_core_as_memory_allows(
+    cores: int, available: float, worker: float | None, expected: int
+) -> None:
+    chosen, why = default_processes(
+        None if worker is None else int(worker), cores=cores, available=int(available)
+    )
+    assert chosen == expected and why and "\n" not in why
+
+
+def test_the_machine_is_measured() -> None:
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+    rss, free = process_rss(), available_memory()
+    assert rss is not None and 10 * 2**20 < rss < 64 * GIB
+    assert free is not None and free > 0
+
+
+def test_serve_picks_and_logs_the_default_and_answers_from_workers(
+    bundle_folder: Path, tmp_path: Path
+) -> None:
+    """What a newcomer gets from ``cinerec serve``: workers on a multi-core machine, the
+    choice in one line of the log."""
+    env = {
+        "CINEREC_BUNDLE": str(bundle_folder),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'events.db'}",
+        "CINEREC_PIPELINE_PROCESSES": None,  # the default
+    }
+    with running_server(env, cwd=tmp_path) as (proc, base):
+        answer = httpx.get(f"{base}/v1/recommendations", params={"user_id": "u1", "k": 5})
+        assert answer.status_code == 200 and len(answer.json()["items"]) == 5
+        children = [
+            int(pid)
+            for task in Path(f"/proc/{proc.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
+        ]
+    # the server was killed (SIGKILL): its workers must not outlive it
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in children):
+        assert time.monotonic() < deadline, "orphaned pipeline workers"
+        time.sleep(0.2)
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    lines = [line for line in output.splitlines() if "pipeline worker processes:" in line]
+    assert len(lines) == 1, output[-2000:]
+    chosen = int(lines[0].split("pipeline worker processes:")[1].split()[0])
+    assert "usable core" in lines[0]
+    free = available_memory() or 0
+    if usable_cores() >= 2 and free > 8 * GIB:  # the small test bundle fits many times
+        assert chosen >= 1
+    assert 0 <= chosen <= usable_cores()
+    assert len(children) >= chosen  # the workers (beside multiprocessing's own helper)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
