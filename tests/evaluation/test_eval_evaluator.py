@@ -13,10 +13,10 @@ import scipy.sparse as sp
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.evaluator import (
     NO_GENRES,
-    genre_features,
     evaluate_model,
     evaluate_predictions,
     evaluate_rankings,
+    genre_features,
 )
 from cinerec.models.base import Model
 
