@@ -1,10 +1,10 @@
-"""Every ``cinerec`` command as a real subprocess: on interactions alone, and on broken input.
+"""Every ``cinerec`` command as a real subprocess, on interactions alone.
 
 The commands are read from the typer app, so a new one is covered at once: its ``--help``
 runs in :func:`test_help_of_every_command`, and
 :func:`test_every_command_has_a_scenario` fails until :data:`SCENARIOS` names a test that
 runs it for real. Every run asserts its exit status and that no traceback reached the
-terminal; bad input must be one line naming the file, the row and the field.
+terminal (:func:`~tests.cli.runner.run_cli`); broken input is in ``test_bad_input.py``.
 
 The data is what an operator may bring first: one CSV of ``user_id, item_id, event,
 value, timestamp`` with no catalog at all (no titles, no genres).
@@ -13,7 +13,6 @@ value, timestamp`` with no catalog at all (no titles, no genres).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,11 +25,8 @@ import pandas as pd
 import pytest
 
 from cinerec.evaluation.evaluator import NO_GENRES
+from tests.cli.runner import cli_env, ok, refused, run_cli
 from tests.services import drop_prefix, free_port, redis_or_skip
-from tests.synthetic import clustered_dataset
-
-#: The checkout under test: the subprocess must import this cinerec, not an installed one.
-REPO = Path(__file__).resolve().parents[2]
 
 
 def command_paths() -> list[tuple[str, ...]]:
@@ -69,82 +65,6 @@ SCENARIOS = {
 }
 
 
-def cli_env(cwd: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "PYTHONPATH": str(REPO),
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "COLUMNS": "100",
-        **(extra or {}),
-    }
-
-
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """``cinerec ARGS`` in ``cwd``; fails the test on any traceback, whatever the status."""
-    result = subprocess.run(
-        [sys.executable, "-m", "cinerec.cli", *args],
-        cwd=cwd,
-        env=cli_env(cwd, env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    for stream in (result.stderr, result.stdout):
-        assert "Traceback" not in stream, f"cinerec {' '.join(args)}:\n{stream[-3000:]}"
-    return result
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def refused(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """The one-line error of a refused command (exit status 2) holding every fragment."""
-    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the interactions-only CSV (ratings and views) and broken variants."""
-    folder = tmp_path_factory.mktemp("every-command")
-    inter = clustered_dataset(n_users=40).interactions.copy()
-    inter["timestamp"] = inter["timestamp"].astype("int64") // 10**9
-    views = inter.index % 5 == 0  # some views, whose value is left empty
-    inter.loc[views, "event"] = "view"
-    inter["value"] = inter["value"].astype(object)
-    inter.loc[views, "value"] = None
-    inter[["user_id", "item_id", "event", "value", "timestamp"]].to_csv(
-        folder / "ratings.csv", index=False
-    )
-    inter[["user_id", "item_id", "timestamp"]].to_csv(folder / "views.csv", index=False)
-    (folder / "bad_row.csv").write_text(
-        "user_id,item_id,event,value,timestamp\nu1,i1,rating,4,1700000000\n"
-        "u1,i2,rating,4,1700000001\nu1,i3,rating,four,1700000002\n"
-    )
-    (folder / "bad_time.csv").write_text(
-        "user_id,item_id,timestamp\nu1,i1,1700000000\nu1,i2,yesterday\n"
-    )
-    (folder / "bad_column.csv").write_text("user,item_id,timestamp\nu1,i1,1700000000\n")
-    (folder / "header_only.csv").write_text("user_id,item_id,timestamp\n")
-    (folder / "one_each.csv").write_text(
-        "user_id,item_id,timestamp\nu1,i1,1700000000\nu2,i2,1700000001\n"
-    )
-    (folder / "bad_items.csv").write_text("item_id,title,year\ni1,One,1999\ni2,Two,19x9\n")
-    (folder / "bad_scores.csv").write_text("user_id,item_id,score\nu1,i1,0.9\nu1,i2,high\n")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def trained(work: Path) -> dict:
     """``cinerec train`` with its default models on the interactions alone."""
@@ -164,23 +84,6 @@ def test_every_command_has_a_scenario() -> None:
 def test_help_of_every_command(path: tuple[str, ...], tmp_path: Path) -> None:
     helped = ok(run_cli(*path, "--help", cwd=tmp_path))
     assert "Usage:" in helped.stdout
-
-
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (("train", "--interactions", "r.csv"), "Missing option '--out'"),
-        (("recommend", "--bundle", "b", "--out", "r.csv", "--k", "0"), "Invalid value for '--k'"),
-        (("serve", "--port", "0"), "Invalid value for '--port'"),
-        (("evaluate", "--k", "many"), "Invalid value for '--k'"),
-        (("registry", "list", "--no-such-option"), "No such option"),
-    ],
-    ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
-)
-def test_usage_errors_are_one_message(args: tuple[str, ...], expected: str, tmp_path: Path) -> None:
-    wrong = run_cli(*args, cwd=tmp_path)
-    assert wrong.returncode == 2
-    assert expected in " ".join(wrong.stderr.split())
 
 
 @pytest.mark.slow  # tunes five models and the hybrid's rankers
@@ -322,6 +225,10 @@ def test_recommend_similar_and_score_the_lists(work: Path, trained: dict) -> Non
     table = ok(run_cli("similar", "--bundle", bundle, "--item", "i1", "--k", "3", cwd=work))
     assert "nan" not in table.stdout  # no title in the catalog: a blank cell
     refused(run_cli("similar", "--bundle", bundle, "--item", "zz", cwd=work), "zz")
+    missing = run_cli(
+        "recommend", "--bundle", bundle, "--users", "nobody.txt", "--out", "r.csv", cwd=work
+    )
+    refused(missing, "nobody.txt", "file not found")
     refused(
         run_cli("similar", "--bundle", bundle, "--item", "i1", "--model", "content", cwd=work),
         "no model 'content'",
@@ -487,113 +394,3 @@ def test_stream_consume_reads_one_batch(tmp_path: Path) -> None:
         assert summary["events"] == 0 and summary["stream"] == f"{prefix}:ev"
     finally:
         drop_prefix(url, prefix)
-
-
-#: (arguments, fragments the one error line must hold): a missing file, a missing column,
-#: a bad row (file, row and field named), data a split cannot use, and bad options.
-BROKEN = [
-    (
-        ("data", "import", "--interactions", "missing.csv", "--out", "x"),
-        ("missing.csv", "file not found"),
-    ),
-    (
-        ("data", "import", "--interactions", "bad_column.csv", "--out", "x"),
-        ("bad_column.csv", "missing required column", "user_id"),
-    ),
-    (
-        ("data", "import", "--interactions", "bad_time.csv", "--out", "x"),
-        ("bad_time.csv", "row 2", "field 'timestamp'", "'yesterday'"),
-    ),
-    (
-        ("data", "import", "--interactions", "header_only.csv", "--out", "x"),
-        ("header_only.csv", "no interactions"),
-    ),
-    (
-        ("train", "--interactions", "bad_row.csv", "--out", "x"),
-        ("bad_row.csv", "row 3", "field 'value'", "'four'"),
-    ),
-    (
-        ("train", "--interactions", "ratings.csv", "--out", "x", "--map", "user_id"),
-        ("mapping", "target=source"),
-    ),
-    (("evaluate", "--interactions", "bad_row.csv"), ("bad_row.csv", "row 3", "field 'value'")),
-    (("evaluate", "--interactions", "missing.csv"), ("missing.csv", "file not found")),
-    (
-        ("evaluate", "--interactions", "ratings.csv", "--items", "bad_items.csv"),
-        ("bad_items.csv", "row 2", "field 'year'", "'19x9'"),
-    ),
-    (
-        ("evaluate", "--interactions", "one_each.csv", "--models", "pop"),
-        ("leave-last:1", "test part", "empty"),
-    ),
-    (("evaluate", "--interactions", "ratings.csv", "--split", "sideways:3"), ("sideways:3",)),
-    (
-        ("evaluate", "--interactions", "ratings.csv", "--models", "pop,nope"),
-        ("unknown model 'nope'",),
-    ),
-    (
-        ("evaluate", "--interactions", "ratings.csv", "--models", "hybrid"),
-        ("hybrid needs at least one other model",),
-    ),
-    (
-        ("evaluate", "--interactions", "ratings.csv", "--pipeline", "missing.yaml"),
-        ("missing.yaml",),
-    ),
-    (("evaluate", "--dataset", "no-such-folder"), ("no-such-folder",)),
-    (
-        ("evaluate", "--predictions", "bad_scores.csv", "--truth", "ratings.csv"),
-        ("bad_scores.csv", "row 2", "field 'score'", "'high'"),
-    ),
-    (
-        ("evaluate", "--predictions", "missing.csv", "--truth", "ratings.csv"),
-        ("missing.csv", "file not found"),
-    ),
-    (("evaluate", "--predictions", "ratings.csv"), ("--truth",)),
-    (("recommend", "--bundle", "missing", "--out", "r.csv"), ("missing", "not a cinerec bundle")),
-    (("recommend", "--bundle", "ratings.csv", "--out", "r.csv"), ("ratings.csv",)),
-    (("similar", "--bundle", "missing", "--item", "i1"), ("missing", "not a cinerec bundle")),
-    (("batch-score", "--bundle", "missing", "--out", "s.parquet"), ("missing",)),
-    (("registry", "publish", "--registry", "reg", "--bundle", "missing"), ("missing",)),
-    (("events", "export", "--database-url", "mysql://x/y", "--out", "e.parquet"), ("mysql://x/y",)),
-]
-
-
-@pytest.mark.parametrize(("args", "fragments"), BROKEN, ids=lambda v: " ".join(v)[:60])
-def test_broken_input_is_one_line_naming_what_is_wrong(
-    work: Path, args: tuple[str, ...], fragments: tuple[str, ...]
-) -> None:
-    refused(run_cli(*args, cwd=work), *fragments)
-    assert not (work / "x").exists()  # nothing half-written
-
-
-@pytest.mark.slow  # needs the trained bundle
-def test_missing_users_file_names_it(work: Path, trained: dict) -> None:
-    result = run_cli(
-        "recommend",
-        "--bundle",
-        trained["bundle"],
-        "--users",
-        "nobody.txt",
-        "--out",
-        "r.csv",
-        cwd=work,
-    )
-    refused(result, "nobody.txt", "file not found")
-
-
-def test_ctrl_c_ends_a_command_quietly(work: Path) -> None:
-    args = ["train", "--interactions", "ratings.csv", "--models", "pop", "--out", "never"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cinerec.cli", *args],
-        cwd=work,
-        env=cli_env(work),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    first = proc.stderr.readline()  # training has started: the command is running
-    proc.send_signal(signal.SIGINT)
-    rest = proc.communicate(timeout=60)[1]
-    assert proc.returncode == 130, first + rest
-    assert "Traceback" not in first + rest
-    assert not (work / "never").exists()
