@@ -84,6 +84,7 @@ BROKEN = [
         ("missing.yaml",),
     ),
     (("evaluate", "--dataset", "no-such-folder"), ("no-such-folder",)),
+    (("evaluate", "--dataset", "ratings.csv"), ("ratings.csv", "is a file", "--interactions")),
     (
         ("evaluate", "--predictions", "bad_scores.csv", "--truth", "ratings.csv"),
         ("bad_scores.csv", "row 2", "field 'score'", "'high'"),
