@@ -15,6 +15,7 @@ from tests.synthetic import clustered_dataset
 
 def run_cli(*args: str, cwd: Path, env_mirror: Path | None = None) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "HOME": str(cwd)}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # this checkout's cinerec
     if env_mirror is not None:
         env["CINEREC_DATA_MIRROR"] = str(env_mirror)
     return subprocess.run(

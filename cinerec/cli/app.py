@@ -20,7 +20,7 @@ from cinerec.cli.service import (
     serve,
     stream_app,
 )
-from cinerec.console import out_console, print_error, print_json
+from cinerec.console import err_console, out_console, print_error, print_json
 from cinerec.errors import CinerecError
 
 app = typer.Typer(
@@ -146,7 +146,7 @@ def train(
     report = train_bundle(
         data,
         out,
-        model_names=_split_names(models) or DEFAULT_TRAIN_MODELS,
+        model_names=_split_names(models) or _defaults_for(data, DEFAULT_TRAIN_MODELS),
         validation_spec=validation,
         progress=not json_,
         pipeline=config,
@@ -234,8 +234,17 @@ def similar(
 
     table = Table(*frame.columns)
     for row in frame.itertuples(index=False):
-        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     out_console.print(table)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: floats to 3 places, a missing value (no title in the catalog) blank."""
+    import pandas as pd
+
+    if pd.api.types.is_scalar(value) and pd.isna(value):
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 @app.command()
@@ -292,13 +301,14 @@ def evaluate(
 
     config = _pipeline_config(pipeline)
     data = _load(dataset, interactions, items, mapping, False, mirror, cache, not json_)
+    model_names = _split_names(models) or _defaults_for(data, DEFAULT_MODELS)
     runs = {}
     all_files = {}
     for spec in split or ["leave-last:1"]:
         run = run_protocol(
             data,
             spec,
-            _split_names(models) or DEFAULT_MODELS,
+            model_names,
             ks=ks,
             seed=seed,
             progress=not json_,
@@ -312,6 +322,8 @@ def evaluate(
         all_files[spec] = files
         if not json_:
             out_console.print(format_table(run.results, k=k))
+            if run.context.get("skipped"):
+                out_console.print(run.context["skipped"], highlight=False)
             out_console.print(f"report: {files.get('markdown', folder)}")
     if json_:
         print_json(
@@ -390,6 +402,16 @@ def demo(
         serve(bundle=bundle, registry=None, host=host, port=port, log_level="warning", workers=1)
 
 
+def _defaults_for(data: Any, defaults: tuple[str, ...]) -> tuple[str, ...]:
+    """The default models this dataset can feed; says on stderr which were left out."""
+    from cinerec.training.protocol import default_models_for
+
+    names, note = default_models_for(data.items, defaults)
+    if note:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    return names
+
+
 def _pipeline_config(path: Path | None) -> Any:
     """The pipeline config from a TOML / YAML / JSON file, or None for the default."""
     if path is None:
@@ -400,7 +422,11 @@ def _pipeline_config(path: Path | None) -> Any:
 
 
 def main() -> None:
-    """Entry point: run the app, turning cinerec errors into one line and exit status 2."""
+    """Entry point: run the app, turning cinerec errors into one line and exit status 2.
+
+    Anything else is a bug and keeps its traceback: tests/cli runs every command so that
+    none is left. (Ctrl-C needs nothing here: typer ends it with status 130, quietly.)
+    """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()

@@ -89,7 +89,7 @@ def serve(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
-    from cinerec.serving.app import create_app
+    from cinerec.serving.app import check_source, create_app
     from cinerec.serving.settings import Settings
 
     if workers > 1:  # one pipeline at a time per process: the processes share the cores
@@ -107,6 +107,7 @@ def serve(
             "--workers > 1 needs REDIS_URL: in-process state is per process, so feedback taken "
             "by one worker would not reach the next answer from another"
         )
+    check_source(Settings())  # a wrong --bundle / --registry: one line, not a failed startup
     if workers > 1:  # each worker process builds its app from the environment
         uvicorn.run(
             "cinerec.serving.app:create_app",

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cinerec.data.dataset import Dataset
-from cinerec.data.schemas import SCHEMAS, empty_frame
+from cinerec.data.schemas import SCHEMAS, empty_frame, with_all_columns
 from cinerec.data.signals import derive_sessions
 from cinerec.data.tables import read_table
 from cinerec.data.validate import (
@@ -179,7 +179,10 @@ def import_dataset(
     """Import a user's files into a :class:`Dataset`.
 
     Interactions naming items missing from ``items_path`` raise (strict) or are dropped and
-    counted (lenient). Without an items file the catalog is the interactions' item ids.
+    counted (lenient); a file with no (valid) interaction at all raises. Without an items
+    file the catalog is the interactions' item ids. Every table gets the schema columns
+    its file lacks, as nulls: the dataset reads as its saved folder would (an
+    interactions-only catalog has ``genres``, all missing).
     Lenient reports land in ``info["validation"]`` (one dict per file, see
     :meth:`ValidationReport.as_dict`) and ``info["dropped_rows"]``.
     """
@@ -196,6 +199,9 @@ def import_dataset(
         rating_range=rating_range,
     )
     reports.append(report)
+    if inter.empty:  # nothing to train or evaluate on: say so here, not in a later step
+        left = f" of {report.rows_read} left after dropping bad rows" if report.rows_read else ""
+        raise DataError(f"no interactions{left}", file=Path(interactions_path).name)
     if items is None:
         ids = pd.unique(inter["item_id"])
         items = pd.DataFrame({"item_id": pd.Series(ids, dtype="str")})
@@ -211,4 +217,10 @@ def import_dataset(
     if dropped:
         info["dropped_rows"] = dropped
         info["validation"] = [r.as_dict() for r in reports if not r.ok]
-    return Dataset(name or Path(interactions_path).stem, items, inter, users=users, info=info)
+    return Dataset(
+        name or Path(interactions_path).stem,
+        with_all_columns(items, "items"),
+        with_all_columns(inter, "interactions"),
+        users=with_all_columns(users, "users"),
+        info=info,
+    )

@@ -45,6 +45,11 @@ def load_dataset(
             "folder is not a saved dataset (needs items.parquet and interactions.parquet)",
             file=str(folder),
         )
+    if folder.is_file():  # a user's own table: the importer reads those
+        raise DataError(
+            "is a file, not a dataset: import it (cinerec data import / --interactions)",
+            file=str(folder),
+        )
     raise DataError(
         f"unknown dataset {key!r}: use one of {', '.join(DATASET_NAMES)} "
         "or a folder written by Dataset.save"

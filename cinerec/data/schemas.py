@@ -90,6 +90,22 @@ def empty_frame(table: str) -> pd.DataFrame:
     return SCHEMAS[table].empty_table().to_pandas()
 
 
+def with_all_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """``frame`` plus every schema column it lacks, all null, typed as a stored table reads.
+
+    An imported catalog of item ids alone then has the columns a saved-and-loaded one
+    has (``genres``, ``type``, ...), so code reading them sees missing values rather
+    than an absent column. Present columns are left as they are; ``frame`` is not changed.
+    """
+    missing = [f for f in SCHEMAS[table] if f.name not in frame.columns]
+    if not missing:
+        return frame
+    n = len(frame)
+    nulls = pa.table({f.name: pa.nulls(n, type=f.type) for f in missing}).to_pandas()
+    nulls.index = frame.index
+    return pd.concat([frame, nulls], axis=1)
+
+
 def conform(frame: pd.DataFrame, table: str) -> pa.Table:
     """Return ``frame`` as an Arrow table with exactly the table's schema.
 

@@ -39,6 +39,7 @@ from cinerec.evaluation.metrics import (
     hit_matrix,
 )
 from cinerec.evaluation.result import EvaluationResult
+from cinerec.features.categorical import multi_hot
 
 ItemFeatures: TypeAlias = np.ndarray | sp.spmatrix | sp.sparray
 
@@ -61,6 +62,25 @@ class Recommends(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (int64 indices, float32 scores) per user, padded with -1 / -inf."""
         ...
+
+#: What a report says when the catalog has no genres to measure diversity on.
+NO_GENRES = "diversity@k skipped: no item of the catalog has genres"
+
+
+def genre_features(
+    items: pd.DataFrame, item_index: IdIndex
+) -> tuple[sp.csr_matrix | None, str | None]:
+    """The item x genre matrix diversity is measured on, or ``None`` and why not.
+
+    A catalog where no item has a genre (interactions imported without an items file)
+    leaves nothing to measure: every list would score NaN. ``None`` leaves diversity@k
+    out of the results instead, and the note (:data:`NO_GENRES`) is the one line a
+    report and the CLI show for it.
+    """
+    genres, vocabulary = multi_hot(items, "genres", item_index)
+    if not vocabulary:
+        return None, NO_GENRES
+    return genres, None
 
 
 def evaluate_rankings(

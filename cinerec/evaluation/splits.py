@@ -209,8 +209,31 @@ def make_split(spec: str, df: pd.DataFrame, seed: int = 0) -> Split:
     """Build a split from a spec such as ``"temporal:0.2"`` or ``"leave-last:10"``.
 
     See the module docstring for the forms understood. The argument after the colon may be
-    omitted to take the default (0.2, 1, 0.25). Raises :class:`SplitError` on a bad spec.
+    omitted to take the default (0.2, 1, 0.25). Raises :class:`SplitError` on a bad spec,
+    and on a split of some rows with an empty part: nothing could be trained or measured
+    on it, and saying so here names the cause (too few interactions a user, a cut outside
+    the data) where a later step could only report its effect.
     """
+    split = _make_split(spec, df, seed)
+    if len(df) and (split.test.empty or split.train.empty):
+        part = "test" if split.test.empty else "training"
+        hint = _EMPTY_HINTS.get(spec.strip().partition(":")[0].strip().lower(), "")
+        raise SplitError(
+            f"split {spec!r} leaves the {part} part of {len(df):,} interactions empty{hint}"
+        )
+    return split
+
+
+#: Why a split may leave a part empty, by spec kind.
+_EMPTY_HINTS = {
+    "leave-last": " (no user has more than one interaction)",
+    "temporal": " (the cut is outside the interactions' time range)",
+    "random": " (too few interactions per user for the fraction)",
+    "random-item": " (too few interactions per item for the fraction)",
+}
+
+
+def _make_split(spec: str, df: pd.DataFrame, seed: int) -> Split:
     kind, _, arg = spec.strip().partition(":")
     kind = kind.strip().lower()
     arg = arg.strip()

@@ -16,10 +16,14 @@ def multi_hot(
 
     ``column`` may hold lists (genres, country) or scalars (type, language); missing
     values give an all-zero row. Items of ``item_index`` absent from ``items`` are zero rows.
+    A catalog without ``column`` at all (ids alone) is all missing: zero columns, no error.
     """
     rows = item_index.lookup(items["item_id"])
     present = rows >= 0
-    values = items[column][present]
+    if column in items.columns:
+        values = items[column][present]
+    else:
+        values = pd.Series([None] * int(present.sum()), dtype=object)
     row_ids = rows[present]
     exploded = pd.DataFrame({"row": row_ids, "value": values.to_numpy(dtype=object)})
     exploded = exploded.explode("value").dropna(subset=["value"])

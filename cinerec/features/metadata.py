@@ -35,6 +35,11 @@ MOVIE_MINUTES: Final = ((0, "<60min"), (60, "60-90min"), (90, "90-120min"), (120
 SERIES_SEASONS: Final = ((1, "1season"), (2, "2-3seasons"), (4, "4-6seasons"), (7, "7+seasons"))
 BLOCKS: Final = ("genres", "type", "country", "language", "decade", "age", "length")
 _OTHER: Final = "other"
+#: The catalog columns content features are made of: the metadata blocks' sources and
+#: what :func:`~cinerec.features.text.compose_text` writes into an item's description.
+DESCRIBING_COLUMNS: Final = ("title", "synopsis", "genres", "tags", "cast", "director", "type",
+                             "year", "country", "language", "min_age", "duration_min",
+                             "seasons")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,32 @@ def metadata_features(
     if combined is None:
         combined = sp.csr_matrix((n, 0), dtype=np.float32)
     return MetadataFeatures(combined, names, slices)
+
+
+def describes_items(catalog: pd.DataFrame) -> bool:
+    """True when some item has a value content features can be made of.
+
+    A catalog of ids alone (interactions imported without an items file) gives every
+    item the same empty description, so text and metadata vectors cannot tell items
+    apart: content-based models have nothing to learn from it.
+    """
+    return any(
+        _filled(catalog[column]) for column in DESCRIBING_COLUMNS if column in catalog.columns
+    )
+
+
+def _filled(column: pd.Series) -> bool:
+    """Whether any cell holds a value: not missing, not a blank string, not an empty list."""
+    for value in column.dropna():
+        if isinstance(value, str):
+            if value.strip():
+                return True
+        elif isinstance(value, list | tuple | np.ndarray):
+            if len(value):
+                return True
+        else:
+            return True
+    return False
 
 
 def _encode_block(

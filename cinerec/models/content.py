@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
-from cinerec.features.metadata import metadata_features
+from cinerec.features.metadata import describes_items, metadata_features
 from cinerec.features.text import SentenceEncoder, compose_text, reduce_dense, tfidf_matrix
 from cinerec.models.base import Model, register
 from cinerec.models.space import SearchSpace
@@ -150,6 +150,11 @@ class ContentModel(Model):
         if len(data.catalog) != data.n_items:
             raise ModelError(
                 f"content: catalog has {len(data.catalog)} rows for {data.n_items} items"
+            )
+        if not describes_items(data.catalog):  # every item would get the same vector
+            raise ModelError(
+                "content: no item of the catalog has a title, genres or any other "
+                "description to compare items by; it needs an items table"
             )
         self.vectors = np.ascontiguousarray(self.item_vectors(data.catalog))
         self._index = None

@@ -44,6 +44,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("cinerec.serving")
 
 
+def check_source(settings: Settings) -> None:
+    """Raise a CinerecError when ``settings`` name nothing to serve.
+
+    That is: no bundle folder, a folder that is no bundle, or a registry without a
+    promoted version. ``cinerec serve`` runs this before the server starts, so such a
+    mistake is one line on the terminal, not a failed startup that uvicorn logs with a
+    traceback; :func:`build_services` runs it too (for ``uvicorn --factory`` workers).
+    """
+    if settings.registry:
+        from cinerec.serving.registry import ModelRegistry, RegistryError
+
+        registry = ModelRegistry(settings.registry)
+        if registry.current() is None:
+            raise RegistryError(
+                f"{registry.root}: no version has been promoted (cinerec registry promote)"
+            )
+        return
+    if settings.bundle is None or not Path(settings.bundle).exists():
+        raise CinerecError(
+            f"no bundle at {settings.bundle}: train one (cinerec train / make demo) or "
+            "set CINEREC_BUNDLE / CINEREC_REGISTRY"
+        )
+    if not (Path(settings.bundle) / "manifest.json").is_file():
+        raise IntegrityError(f"{settings.bundle} is not a cinerec bundle (no manifest.json)")
+
+
 def build_services(settings: Settings) -> Services:
     """The live parts for ``settings``: model holder, event log, state, cache, stream."""
     from cinerec.serving.cache import RecommendationCache
@@ -52,6 +78,7 @@ def build_services(settings: Settings) -> Services:
     from cinerec.serving.state import make_state
     from cinerec.serving.workers import default_processes, process_rss
 
+    check_source(settings)
     registry = None
     holder: StaticHolder | HotReloader[Recommender]
     if settings.registry:
@@ -61,12 +88,7 @@ def build_services(settings: Settings) -> Services:
         holder = HotReloader(registry, poll_s=settings.registry_poll_s, loader=load_for_serving)
         holder.start()
     else:
-        if settings.bundle is None or not Path(settings.bundle).exists():
-            raise CinerecError(
-                f"no bundle at {settings.bundle}: train one (cinerec train / make demo) or "
-                "set CINEREC_BUNDLE / CINEREC_REGISTRY"
-            )
-        holder = StaticHolder(Path(settings.bundle))
+        holder = StaticHolder(Path(settings.bundle or ""))
     stream = None
     batch = None
     if settings.redis_url:

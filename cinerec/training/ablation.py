@@ -27,10 +27,9 @@ from rich.console import Console
 
 from cinerec.data.dataset import Dataset
 from cinerec.data.matrix import IdIndex, InteractionMatrix
-from cinerec.evaluation.evaluator import EvaluationResult, evaluate_model
+from cinerec.evaluation.evaluator import EvaluationResult, evaluate_model, genre_features
 from cinerec.evaluation.metrics import bootstrap_ci
 from cinerec.evaluation.splits import make_split
-from cinerec.features.categorical import multi_hot
 from cinerec.models.base import get_model_class
 from cinerec.pipeline.config import PipelineConfig, RerankConfig, default_config
 from cinerec.pipeline.offline import PipelineModel, build_recommender
@@ -114,7 +113,7 @@ def run_ablation(
     carve = InteractionMatrix.build(validation.train, items=dataset.items, item_index=item_index)
     carve_truth = held_out_truth(carve, validation.test)
     test_truth = held_out_truth(train, split.test)
-    genres, _ = multi_hot(dataset.items, "genres", item_index)
+    genres, skipped = genre_features(dataset.items, item_index)
 
     def evaluate(model: Any, name: str) -> EvaluationResult:
         return evaluate_model(
@@ -191,4 +190,6 @@ def run_ablation(
         "config_hash": full.digest(),
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if skipped:
+        context["skipped"] = skipped
     return AblationRun(dataset.name, split_spec, results, recall, gain, context)

@@ -12,14 +12,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 
 from cinerec.data.dataset import Dataset
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.errors import ModelError
-from cinerec.evaluation.evaluator import EvaluationResult, evaluate_model
+from cinerec.evaluation.evaluator import EvaluationResult, evaluate_model, genre_features
 from cinerec.evaluation.splits import make_split
-from cinerec.features.categorical import multi_hot
+from cinerec.features.metadata import describes_items
 from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.offline import PipelineModel
 from cinerec.training.hybrid import fit_hybrid
@@ -28,6 +29,8 @@ from cinerec.training.tuning import SearchResult
 DEFAULT_MODELS = ("pop", "trending", "itemknn", "ease", "als", "bpr", "content", "hybrid")
 #: The whole pipeline (:mod:`cinerec.pipeline`) over the other listed models.
 HYBRID = "hybrid"
+#: Models that compare items by their description: nothing to learn from ids alone.
+CONTENT_MODELS = ("content",)
 #: Fewest held-out interactions per user in a leave-last validation carve: with one item
 #: per user, 610 MovieLens users move NDCG@10 by ±13% relative, too noisy to tune on.
 MIN_VALIDATION_HOLDOUT = 5
@@ -39,6 +42,26 @@ def default_validation(split_spec: str) -> str:
     if kind == "leave-last" and int(value or 1) < MIN_VALIDATION_HOLDOUT:
         return f"leave-last:{MIN_VALIDATION_HOLDOUT}"
     return split_spec
+
+
+def default_models_for(
+    items: pd.DataFrame, defaults: tuple[str, ...] | list[str]
+) -> tuple[tuple[str, ...], str | None]:
+    """``defaults`` less the models ``items`` cannot feed, and a line saying what was left out.
+
+    Interactions imported without an items file give a catalog of ids: a default run
+    then trains and evaluates the collaborative models rather than stopping at the
+    content model, which would refuse it. Only defaults are adapted; a model the user
+    names explicitly is fitted as asked and refuses with its own message.
+    """
+    if describes_items(items):
+        return tuple(defaults), None
+    left_out = [name for name in defaults if name in CONTENT_MODELS]
+    if not left_out:
+        return tuple(defaults), None
+    kept = tuple(name for name in defaults if name not in CONTENT_MODELS)
+    note = f"left out {', '.join(left_out)}: the catalog has item ids only (no titles, genres)"
+    return kept, note
 
 
 @dataclass
@@ -69,6 +92,8 @@ def run_protocol(
 
     ``"hybrid"`` among the models evaluates the whole pipeline over the other listed
     models (as tuned and fitted here), its ranker trained on the validation carve.
+    Metrics the data cannot support (diversity on a catalog without genres) are left
+    out, and ``context["skipped"]`` says which in one line.
     """
     console = console or Console(stderr=True, quiet=not progress)
     started = time.perf_counter()
@@ -77,7 +102,7 @@ def run_protocol(
     validation = make_split(validation_spec, split.train, seed=seed)
     item_index = IdIndex.from_ids(dataset.items["item_id"])
     train = InteractionMatrix.build(split.train, items=dataset.items, item_index=item_index)
-    genres, _ = multi_hot(dataset.items, "genres", item_index)
+    genres, skipped = genre_features(dataset.items, item_index)
     console.log(
         f"{dataset.name} · split {split_spec}: {len(split.train):,} train / "
         f"{len(split.test):,} test rows; validation {validation_spec}"
@@ -143,4 +168,6 @@ def run_protocol(
         "n_items": len(item_index),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if skipped:
+        context["skipped"] = skipped
     return ProtocolRun(dataset.name, split_spec, results, fit.searches, context)

@@ -181,6 +181,12 @@ def choose_ranker(
     scores = {"none": ndcg_at_k(valid.features[:, baseline_col], valid.labels, valid.group_sizes)}
     fitted: dict[str, Ranker] = {}
     wanted = kinds if preferred == "auto" else tuple(k for k in kinds if k == preferred)
+    if wanted and (train.n_queries == 0 or data.n_queries < 2):  # one user, say
+        console.log(
+            f"ranker: {data.n_queries} validation user(s) with a candidate hit, too few to "
+            "train and compare rankers on; the default model's order is kept"
+        )
+        wanted = ()
     for kind in wanted:
         mark = time.perf_counter()
         params: dict[str, Any] = {}

@@ -5,7 +5,8 @@ maximise NDCG with (that would always pick "no diversity"). The rule here: among
 grid of MMR spaces and strengths and genre caps, keep the most accurate policy (NDCG@10 on
 the carved validation users) whose genre diversity is at least the best single model's on
 the same users plus a small margin — the hybrid must not narrow what people see. When no
-policy reaches the floor, the most diverse one is kept.
+policy reaches the floor, the most diverse one is kept. A catalog without genres has no
+diversity to measure: the most accurate policy is kept.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def tune_rerank(
     genres = recommender.facts.genres
     reference = recommender.models[recommender.default_model]
     ref_top, _ = reference.recommend(users, k, exclude_seen=True)
-    floor = float(np.nanmean(intra_list_diversity(ref_top, genres, k)))
+    floor = _mean_diversity(ref_top, genres, k)
     request = Request(k=k)
     prepared = []
     for user in users:
@@ -73,10 +74,12 @@ def tune_rerank(
                 "mmr_lambda": lam,
                 "genre_cap": cap,
                 "ndcg@10": float(ndcg_at_k(ranked, rows, k).mean()),
-                "diversity@10": float(np.nanmean(intra_list_diversity(ranked, genres, k))),
+                "diversity@10": _mean_diversity(ranked, genres, k),
             }
         )
     feasible = [t for t in tried if t["diversity@10"] >= floor + DIVERSITY_MARGIN]
+    if np.isnan(floor):  # no genres: nothing to hold a floor on
+        feasible = tried
     best = (
         max(feasible, key=lambda t: t["ndcg@10"])
         if feasible
@@ -91,6 +94,13 @@ def tune_rerank(
     ).model_dump()
     record = {"chosen": best, "diversity_floor": floor, "reference": reference.name, "tried": tried}
     return PipelineConfig.model_validate(data), record
+
+
+def _mean_diversity(ranked: np.ndarray, genres: sp.spmatrix, k: int) -> float:
+    """Mean genre diversity of the lists; NaN (quietly) when no list has two genred items."""
+    per_user = intra_list_diversity(ranked, genres, k)
+    finite = np.isfinite(per_user)
+    return float(per_user[finite].mean()) if finite.any() else float("nan")
 
 
 def replace_rerank(base: Any, **changes: Any) -> Any:

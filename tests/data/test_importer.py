@@ -3,6 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cinerec.data.dataset import Dataset
 from cinerec.data.importer import (
     import_dataset,
     import_table,
@@ -93,6 +94,25 @@ def test_defaults_without_event_or_value(tmp_path):
     assert ds.interactions["value"].tolist() == [1.0, 1.0]
     assert sorted(ds.items["item_id"]) == ["x", "y"]
     assert ds.name == "views"
+
+
+def test_interactions_alone_give_a_catalog_with_every_schema_column(tmp_path):
+    views = _write(tmp_path / "views.csv", ["user_id,item_id,timestamp", "a,x,1", "b,y,2"])
+    ds = import_dataset(views)
+    saved = Dataset.load(ds.save(tmp_path / "saved"))
+    for table in ("items", "interactions", "users"):  # as its saved folder reads
+        assert set(getattr(ds, table).columns) == set(getattr(saved, table).columns)
+    assert ds.items["genres"].isna().all() and ds.items["title"].isna().all()
+    assert ds.summary()["series"] == 0
+
+
+def test_no_interactions_left_is_refused_naming_the_file(tmp_path):
+    header_only = _write(tmp_path / "empty.csv", ["user_id,item_id,timestamp"])
+    with pytest.raises(DataError, match=r"^empty\.csv: no interactions$"):
+        import_dataset(header_only)
+    all_bad = _write(tmp_path / "bad.csv", ["user_id,item_id,value,timestamp", "a,x,9,1"])
+    with pytest.raises(DataError, match=r"bad\.csv: no interactions of 1 left after dropping"):
+        import_dataset(all_bad, strict=False)
 
 
 def test_given_event_column(tmp_path):

@@ -43,6 +43,9 @@ def test_unknown_names(tmp_path):
     assert "demo" in str(info.value)
     with pytest.raises(DataError, match="not a saved dataset"):
         load_dataset(str(tmp_path))
+    (tmp_path / "ratings.csv").write_text("user_id,item_id,timestamp\n")
+    with pytest.raises(DataError, match=r"ratings\.csv: is a file, not a dataset: import it"):
+        load_dataset(str(tmp_path / "ratings.csv"))
     assert loaders.DATASET_NAMES[-1] == "demo"
 
 

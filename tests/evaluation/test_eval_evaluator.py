@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cinerec.data.matrix import InteractionMatrix
+from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.evaluator import (
+    NO_GENRES,
     evaluate_model,
     evaluate_predictions,
     evaluate_rankings,
+    genre_features,
 )
 from cinerec.models.base import Model
 
@@ -205,3 +207,14 @@ def test_evaluate_rankings_drops_users_without_truth() -> None:
     assert r.n_users == 1
     assert r.metrics["ndcg@2"] == pytest.approx((1 / np.log2(3)) / 1.0)
     assert r.ks == (2,)
+
+
+def test_genre_features_or_why_diversity_is_skipped() -> None:
+    index = IdIndex.from_ids(["a", "b", "c"])
+    items = pd.DataFrame({"item_id": ["a", "b", "c"], "genres": [["Drama"], [], None]})
+    matrix, note = genre_features(items, index)
+    assert note is None and matrix is not None
+    assert matrix.toarray().tolist() == [[1.0], [0.0], [0.0]]
+    for no_genres in (items.assign(genres=[[], None, []]), items[["item_id"]]):
+        matrix, note = genre_features(no_genres, index)
+        assert matrix is None and note == NO_GENRES

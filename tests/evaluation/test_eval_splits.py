@@ -92,6 +92,19 @@ def test_make_split_specs_and_validation() -> None:
     assert make_split("leave-last:1", df).summary()["test_users"] == 4
 
 
+def test_make_split_refuses_an_empty_part_naming_the_cause() -> None:
+    one_each = frame([(f"u{u}", f"i{u}", u) for u in range(4)])
+    with pytest.raises(SplitError, match=r"'leave-last:1' leaves the test part of 4 .*one inter"):
+        make_split("leave-last:1", one_each)
+    assert len(leave_last_n(one_each, 1).train) == 4  # the partition itself is still allowed
+    df = frame([("u", f"i{i}", i) for i in range(3)])
+    with pytest.raises(SplitError, match=r"test part .* outside the interactions' time range"):
+        make_split("temporal:2030-01-01", df)
+    with pytest.raises(SplitError, match=r"training part .* outside"):
+        make_split("temporal:2000-01-01", df)
+    assert make_split("leave-last:1", frame([])).test.empty  # no rows: nothing to refuse
+
+
 interaction_rows = st.lists(
     st.tuples(st.sampled_from("abcde"), st.sampled_from("pqrst"), st.integers(0, 6)),
     max_size=40,
@@ -117,7 +130,12 @@ interaction_rows = st.lists(
 def test_splits_partition_rows(rows, spec: str, seed: int) -> None:
     df = frame(rows)
     df.index = pd.RangeIndex(100, 100 + len(df))  # a non-default index survives
-    split = make_split(spec, df, seed=seed)
+    try:
+        split = make_split(spec, df, seed=seed)
+    except SplitError as exc:  # refused only for some rows with one part left empty
+        assert len(df) and "empty" in str(exc)
+        return
+    assert not len(df) or (len(split.train) and len(split.test))
     train_idx, test_idx = set(split.train.index), set(split.test.index)
     assert not train_idx & test_idx
     assert train_idx | test_idx == set(df.index)

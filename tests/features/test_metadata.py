@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cinerec.features.metadata import metadata_features
+from cinerec.features.metadata import describes_items, metadata_features
 
 
 def catalog() -> pd.DataFrame:
@@ -75,3 +75,13 @@ def test_missing_columns_and_chosen_blocks() -> None:
     assert empty.matrix.shape[0] == 0
     with pytest.raises(ValueError, match="unknown"):
         metadata_features(catalog(), blocks=["mood"])
+
+
+def test_describes_items_needs_one_real_value() -> None:
+    assert describes_items(catalog())
+    ids = pd.DataFrame({"item_id": ["a", "b"]})
+    assert not describes_items(ids)
+    blank = ids.assign(title=["", "  "], genres=[[], None], year=pd.array([None, None], "Int32"))
+    assert not describes_items(blank)
+    assert describes_items(blank.assign(year=pd.array([None, 1999], "Int32")))
+    assert describes_items(ids.assign(genres=[[], ["Drama"]]))

@@ -217,6 +217,13 @@ def test_needs_a_catalog_and_valid_params() -> None:
             ContentModel(**bad)
 
 
+def test_refuses_a_catalog_of_ids_alone() -> None:
+    interactions, catalog = synthetic_frames()
+    ids_only = catalog[["item_id"]].assign(title=None, genres=[[] for _ in range(len(catalog))])
+    with pytest.raises(ModelError, match="no item of the catalog has a title, genres"):
+        ContentModel(**FAST).fit(InteractionMatrix.build(interactions, items=ids_only))
+
+
 def test_all_weights_zero_scores_zero() -> None:
     data = small_data()
     model = ContentModel(text_weight=0.0, embed_weight=0.0, meta_weight=0.0).fit(data)
