@@ -13,6 +13,8 @@ import render_docs
 
 from cinerec.evaluation.result import EvaluationResult
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def result(model: str, ndcg: float, **params: object) -> EvaluationResult:
     metrics = {
@@ -67,6 +69,14 @@ def project(tmp_path: Path) -> Path:
         "| stale |\n<!-- /results -->\n\nafter\n"
     )
     return tmp_path
+
+
+def test_the_docs_tables_match_the_reports() -> None:
+    """The check `make test` runs: every generated table equals what its JSON gives."""
+    blocks = render_docs.refresh(ROOT, ROOT / render_docs.REPORTS, write=False)
+    stale = [str(b) for b in blocks if b.stale]
+    assert not stale, "stale tables (run python benchmarks/render_docs.py):\n" + "\n".join(stale)
+    assert {b.kind for b in blocks} == set(render_docs.KINDS), "a kind no doc uses"
 
 
 def test_check_reports_stale_tables_and_a_rewrite_fixes_them(
