@@ -45,6 +45,7 @@ KINDS: dict[str, tuple[Callable[[Any], str], str]] = {
     "evaluation": (doc_tables.evaluation_table, "one"),
     "headline": (doc_tables.headline_table, "many"),
     "neural": (doc_tables.neural_table, "many"),
+    "sasrec-sweep": (doc_tables.sasrec_sweep_table, "one"),
     "serving": (doc_tables.serving_table, "groups"),
     "pipeline-latency": (doc_tables.pipeline_latency_table, "one"),
     "ann": (doc_tables.ann_table, "one"),
