@@ -127,8 +127,8 @@ def render(text: str, reports: Path, path: str = "<text>") -> tuple[str, list[Bl
         pieces += [text[position : match.start()], opening, body, "<!-- /results -->"]
         position = match.end()
     rest = text[position:]
-    if OPENING.search(rest):
-        line = text.count("\n", 0, position + OPENING.search(rest).start()) + 1
+    if unclosed := OPENING.search(rest):
+        line = text.count("\n", 0, position + unclosed.start()) + 1
         raise DocError(f"{path}:{line}: results marker without <!-- /results -->")
     return "".join(pieces) + rest, blocks
 

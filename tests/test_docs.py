@@ -90,7 +90,7 @@ def cli_tree() -> Any:
 def resolve(words: list[str]) -> tuple[list[Any], str]:
     """The commands a ``cinerec w1 w2 …`` mention names, and the path that was understood."""
     command = cli_tree()
-    path = []
+    path: list[str] = []
     for word in words:
         if not hasattr(command, "commands"):
             break
