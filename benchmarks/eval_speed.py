@@ -10,6 +10,8 @@ intervals.
 
     python benchmarks/eval_speed.py            # prints a summary
     python benchmarks/eval_speed.py --json     # one JSON object
+
+Writes reports/benchmarks/eval_speed.json (``--out``), which docs/benchmarks.md renders.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--progress", action="store_true", help="show the progress bar")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports/benchmarks/eval_speed.json"), help="JSON file"
+    )
     args = parser.parse_args(argv)
 
     train, test, model, build_seconds = build_problem(
@@ -158,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
     if args.json:
         print(json.dumps(summary))
     else:

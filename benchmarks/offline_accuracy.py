@@ -8,7 +8,8 @@ Every row is a full-ranking evaluation with 95% bootstrap intervals over users; 
 candidate recall column is the share of held-out items recall put among the candidates
 (the ceiling for ranking); the hybrid's NDCG@10 gain over the best single model comes
 with a paired bootstrap interval. Cold-start tables (new items, new users) follow.
-Reports (JSON, Markdown, PNG) go to ``reports/benchmarks/offline_accuracy/``.
+Reports (JSON, Markdown, PNG) go to ``reports/benchmarks/offline_accuracy/``; afterwards
+``python benchmarks/render_docs.py`` rewrites the tables in docs/benchmarks.md from them.
 
     python benchmarks/offline_accuracy.py [--datasets ml-latest-small,demo]
         [--splits leave-last:1,leave-last:10,random:0.25] [--no-sources] [--no-cold-start] [--json]
@@ -27,6 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from doc_tables import ablation_rows, gain_sentence
 from rich.console import Console
 from rich.table import Table
 
@@ -37,30 +39,17 @@ from cinerec.training.ablation import DEFAULT_BASE, AblationRun, run_ablation
 from cinerec.training.coldstart import new_item_protocol, new_user_protocol
 
 SPLITS = ("leave-last:1", "leave-last:10", "random:0.25")
-COLUMNS = ("ndcg@10", "recall@10", "mrr@10", "coverage@10", "diversity@10", "novelty@10")
 
 
 def ablation_table(run: AblationRun) -> Table:
-    """Variant rows with the headline metrics, their intervals and candidate recall."""
+    """Variant rows with the headline metrics, their intervals and candidate recall (the
+    cells of the docs' tables: :func:`doc_tables.ablation_rows`)."""
     table = Table(title=f"{run.dataset} · {run.split}")
-    table.add_column("model / variant")
-    for column in COLUMNS:
-        table.add_column(column, justify="right")
-    table.add_column("cand. recall", justify="right")
-    table.add_column("ranker")
-    for result in run.results:
-        cells = []
-        for column in COLUMNS:
-            value = result.metrics.get(column, float("nan"))
-            low, high = result.intervals.get(column, (float("nan"), float("nan")))
-            shown = f"{value:.4f}"
-            if column == "ndcg@10":
-                shown += f" [{low:.3f}, {high:.3f}]"
-            cells.append(shown)
-        recall = run.candidate_recall.get(result.model)
-        pipeline = result.model in run.candidate_recall
-        ranker = str(result.params.get("ranker", "")) if pipeline else ""
-        table.add_row(result.model, *cells, "" if recall is None else f"{recall:.3f}", ranker)
+    header, rows = ablation_rows(run.results, run.candidate_recall)
+    for position, column in enumerate(header):
+        table.add_column(column, justify="right" if 0 < position < len(header) - 1 else "left")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -102,12 +91,8 @@ def main() -> None:
             folder = args.out / f"{name}-{spec.replace(':', '-')}"
             files = write_report(run.results, folder, title=f"{name} · {spec}", context=context)
             console.print(ablation_table(run))
-            gain = run.gain
             console.print(
-                f"hybrid vs {gain['b']}: NDCG@10 {gain['relative_gain']:+.1%} "
-                f"(difference {gain['difference']:+.4f}, paired 95% interval "
-                f"[{gain['difference_low']:+.4f}, {gain['difference_high']:+.4f}]) "
-                f"· {run.context['seconds']:.0f}s → {files.get('markdown')}"
+                f"{gain_sentence(run.gain, run.context['seconds'])} → {files.get('markdown')}"
             )
             document[f"{name}/{spec}"] = {
                 "context": context,

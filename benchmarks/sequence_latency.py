@@ -9,7 +9,8 @@ By default the model is SASRec at its default size fitted for a few epochs on
 ml-latest-small (``--epochs``); ``--random`` skips training and uses a randomly
 initialised network of the same size over a synthetic 10k-item catalog (latency does not
 depend on the weights). Request sequences are random tails of real users' histories
-(or random items with ``--random``).
+(or random items with ``--random``). ml-latest-small is read like every other command
+reads it: from ``--mirror``, else ``$CINEREC_DATA_MIRROR``, else downloaded from GroupLens.
 
     python benchmarks/sequence_latency.py                 # ml-latest-small, 3 epochs
     python benchmarks/sequence_latency.py --random --json # one JSON document on stdout
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--mirror", default="/work/shared/datasets")
+    parser.add_argument("--mirror", default=None, help="default: $CINEREC_DATA_MIRROR")
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks"))
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
