@@ -26,7 +26,7 @@ import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
-from cinerec.serving.state import Circuit, connect
+from cinerec.serving.circuit import Circuit, connect
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT

@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import heapq
 import json
-import logging
 import threading
 import time
 import uuid
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import partialmethod
 from itertools import islice
-from typing import TypeVar
+from typing import Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
+from cinerec.serving.circuit import Circuit, connect
 from cinerec.serving.events import FeedbackEvent
-
-log = logging.getLogger(__name__)
 
 HOUR = 3600
 MAX_RECENT = 200
@@ -38,23 +32,9 @@ DAY = 86_400.0
 #: How long an hourly bucket is kept: the 24-hour window plus the partial oldest hour.
 RETENTION_S = 25 * HOUR
 USER_TTL_S = 30 * 86_400
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
-T = TypeVar("T")
 Events = Sequence[FeedbackEvent]
 Ranked = list[tuple[str, float]]
-
-
-def connect(url: str, *, timeout_s: float = 0.2, decode: bool = True) -> redis.Redis:
-    """A Redis client that fails fast: short socket timeouts, one immediate reconnect.
-
-    redis-py's default (three retries, back-off up to 10 s) would hold a request for seconds
-    in an outage; one retry on connection errors only (a timeout may have applied the
-    command) still replaces a stale pooled connection.
-    """
-    retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    kwargs = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
-    return redis.Redis.from_url(url, retry=retry, decode_responses=decode, **kwargs)
 
 
 def _window_hours(window_s: float, now: float | None) -> range:
@@ -68,12 +48,17 @@ def _bucket_counts(events: Iterable[FeedbackEvent]) -> Counter[tuple[int, str]]:
     return Counter((int(e.epoch // HOUR), e.item_id) for e in events if e.action != "skip")
 
 
-class OnlineState(ABC):
+class OnlineState(Protocol):
     """Recent events per user and windowed item counts, shared by the serving paths.
 
     ``record_user`` keeps the latest events of each user (what the models condition on);
     ``record_aggregates`` bumps the hourly item counts that ``trending`` sums; ``record`` does
     both (the single-process path, when no stream consumer maintains the aggregates).
+
+    A Protocol, so the service and the stream consumer name what they need of the state,
+    not a backend: :class:`MemoryState` (in process), :class:`RedisState` (shared by the
+    replicas) and :class:`ResilientState` (Redis, in process during an outage) satisfy it,
+    and subclass it to share :meth:`record` and :meth:`healthy`.
     """
 
     max_recent: int = MAX_RECENT
@@ -101,6 +86,7 @@ class OnlineState(ABC):
         (ties: item id descending, Redis' sorted-set order, in every backend)."""
 
     def healthy(self) -> bool:
+        """Whether the backend answers now (always, in process)."""
         return True
 
 
@@ -240,67 +226,6 @@ class RedisState(OnlineState):
         except redis.RedisError:
             return False
         return True
-
-
-class Circuit:
-    """Whether to call Redis now: yes while it works; after a failure, not until a back-off
-    (doubling per failed probe, capped). Then one caller at a time runs ``probe`` (ping, catch
-    up on what the outage deferred, :meth:`close`); the others keep using their fallback."""
-
-    def __init__(
-        self, name: str, probe: Callable[[], bool], *, backoff_s: float, max_backoff_s: float
-    ) -> None:
-        self.name, self.probe = name, probe
-        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
-        self._lock = threading.Lock()
-        self._down = self._probing = False
-        self._retry_at, self._delay = 0.0, backoff_s
-
-    def allow(self) -> bool:
-        with self._lock:
-            if not self._down:
-                return True
-            if self._probing or time.monotonic() < self._retry_at:
-                return False
-            self._probing = True
-        try:
-            return self.probe()
-        except REDIS_DOWN as exc:
-            self.fail(exc)
-            return False
-        finally:
-            with self._lock:
-                self._probing = False
-
-    def call(self, redis_call: Callable[[], T], fallback: Callable[[], T]) -> T:
-        """``redis_call()`` when allowed and Redis answers, else ``fallback()``."""
-        if self.allow():
-            try:
-                return redis_call()
-            except REDIS_DOWN as exc:
-                self.fail(exc)
-        return fallback()
-
-    def fail(self, exc: Exception) -> None:
-        with self._lock:
-            if self._down:
-                self._delay = min(self._delay * 2, self.max_backoff_s)
-            else:
-                self._down, self._delay = True, self.backoff_s
-                log.warning("%s: Redis unreachable (%s); degraded", self.name, exc)
-            self._retry_at = time.monotonic() + self._delay
-
-    def close(self) -> None:
-        with self._lock:
-            if self._down:
-                log.warning("%s: Redis is back", self.name)
-            self._down, self._delay = False, self.backoff_s
-
-    def reopen(self) -> None:
-        """Mark down with the next call probing at once (there is work to catch up on)."""
-        with self._lock:
-            if not self._down:
-                self._down, self._retry_at = True, 0.0
 
 
 class ResilientState(OnlineState):

@@ -21,8 +21,9 @@ from typing import Any
 import redis
 from redis.typing import EncodableT, FieldT
 
+from cinerec.serving.circuit import REDIS_DOWN, connect
 from cinerec.serving.events import FeedbackEvent
-from cinerec.serving.state import REDIS_DOWN, OnlineState, connect
+from cinerec.serving.state import OnlineState
 
 log = logging.getLogger(__name__)
 
