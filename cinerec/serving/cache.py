@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from cinerec.serving.circuit import Circuit, connect
 
@@ -89,6 +89,38 @@ class _LocalLRU:
             keys.discard(key)
             if not keys:
                 del self._by_user[user_id]
+
+
+class AnswerCache(Protocol):
+    """What the service needs of an answer cache: conditional stores under the user's
+    generation and per-user invalidation (see the module docstring). Named as a Protocol so
+    the request paths depend on the contract, not on a backend: :class:`RecommendationCache`
+    satisfies it in both its modes, Redis (shared by the replicas) and in process."""
+
+    @property
+    def in_process(self) -> bool:
+        """True when a lookup never blocks (nothing to wait on over the network)."""
+        ...
+
+    def lookup(self, user_id: str, key: str) -> tuple[bytes | None, str]:
+        """(the cached answer or None, the user's generation read with it)."""
+        ...
+
+    def generation(self, user_id: str) -> str:
+        """The user's generation now (read before the history an answer uses)."""
+        ...
+
+    def set(self, user_id: str, key: str, payload: bytes, *, generation: str) -> bool:
+        """Store ``payload`` if ``generation`` is still the user's; True when stored."""
+        ...
+
+    def invalidate(self, user_id: str) -> None:
+        """Drop every cached answer of ``user_id``."""
+        ...
+
+    def healthy(self) -> bool:
+        """Whether the cache's backend answers now."""
+        ...
 
 
 class RecommendationCache:
