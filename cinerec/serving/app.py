@@ -24,16 +24,12 @@ from pydantic import ValidationError
 from cinerec import __version__
 from cinerec.errors import CinerecError, IntegrityError, ModelError
 from cinerec.pipeline.rules import ConstraintError
+from cinerec.serving.errors import NotFoundError, UnavailableError
+from cinerec.serving.holders import StaticHolder, load_for_serving
 from cinerec.serving.metrics import Metrics
 from cinerec.serving.middleware import LimitsAndMetrics
 from cinerec.serving.routes import admin, api, ops
-from cinerec.serving.service import (
-    NotFoundError,
-    Services,
-    StaticHolder,
-    UnavailableError,
-    load_for_serving,
-)
+from cinerec.serving.service import Services
 from cinerec.serving.settings import Settings
 from cinerec.serving.web import web
 

@@ -67,3 +67,21 @@ class CatalogView:
             ),
             sources=list(ranked.sources),
         )
+
+
+class LiveCatalog:
+    """The :class:`CatalogView` of the model being served, built once per version.
+
+    Shared by every request path (answers, similar items, history), so a hot reload builds
+    the new version's view once, on the first request that sees the new model.
+    """
+
+    def __init__(self) -> None:
+        self._view: CatalogView | None = None
+
+    def of(self, rec: Recommender) -> CatalogView:
+        """The view of ``rec``'s catalog (rebuilt when ``rec`` is another version)."""
+        view = self._view
+        if view is None or view.version != rec.model_version:
+            view = self._view = CatalogView(rec)
+        return view

@@ -41,7 +41,7 @@ _recommender: Recommender | None = None  # the worker process's own copy of the 
 
 def _load(folder: str, parent: int) -> None:
     """Worker start-up: load and warm the bundle once (see ``load_for_serving``)."""
-    from cinerec.serving.service import load_for_serving
+    from cinerec.serving.holders import load_for_serving
 
     _exit_with(parent)
     global _recommender
