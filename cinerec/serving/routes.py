@@ -1,25 +1,28 @@
-"""HTTP routes: the public /v1 API, operations endpoints and the admin API."""
+"""HTTP routes: the public /v1 API, operations endpoints and the admin API.
+
+Declarations only: each route validates its input, takes the request path it serves as a
+dependency (:mod:`cinerec.serving.deps`) and hands over; the work is in those paths.
+"""
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from cinerec.serving import schemas
-from cinerec.serving.service import Services
-from cinerec.serving.settings import Settings
-
-
-def get_services(request: Request) -> Services:
-    return request.app.state.services
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+from cinerec.serving.answers import Answers
+from cinerec.serving.deps import (
+    AdminDep,
+    AdminKey,
+    AnswersDep,
+    FeedbackDep,
+    LookupsDep,
+    ServicesDep,
+    SettingsDep,
+)
 
 
 class JSONBytes(Response):
@@ -28,8 +31,6 @@ class JSONBytes(Response):
     media_type = "application/json"
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 Names = Annotated[list[str], Query(max_length=50)]
 
 api = APIRouter(prefix="/v1", tags=["recommendations"])
@@ -39,7 +40,7 @@ admin = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 @api.get("/recommendations", response_model=schemas.RecommendationResponse)
 async def recommendations_get(
-    services: ServicesDep,
+    answers: AnswersDep,
     user_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     session_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -75,33 +76,33 @@ async def recommendations_get(
         ),
         exclude=exclude,
     )
-    return JSONBytes(await answer(services, body))
+    return JSONBytes(await answer(answers, body))
 
 
 @api.post("/recommendations", response_model=schemas.RecommendationResponse)
 async def recommendations_post(
-    body: schemas.RecommendationRequest, services: ServicesDep
+    body: schemas.RecommendationRequest, answers: AnswersDep
 ) -> Response:
     """Top-k with the full request body (context, filters, preferences, exclusions)."""
-    return JSONBytes(await answer(services, body))
+    return JSONBytes(await answer(answers, body))
 
 
-async def answer(services: Services, body: schemas.RecommendationRequest) -> bytes:
+async def answer(answers: Answers, body: schemas.RecommendationRequest) -> bytes:
     """An in-process cache hit is answered on the event loop; everything else (the
     pipeline, Redis round trips) runs in a worker thread."""
-    if not services.cache.in_process:
-        return await run_in_threadpool(services.recommend_json, body)
-    key = services.cache_key(body)
-    hit, generation = services.cached_json(body, key)
+    if not answers.cache.in_process:
+        return await run_in_threadpool(answers.recommend_json, body)
+    key = answers.cache_key(body)
+    hit, generation = answers.cached_json(body, key)
     if hit is not None:
         return hit
-    return await run_in_threadpool(services.recommend_json, body, key, generation)
+    return await run_in_threadpool(answers.recommend_json, body, key, generation)
 
 
 @api.post("/feedback", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED)
-def feedback(event: schemas.FeedbackIn, services: ServicesDep) -> Response:
+def feedback(event: schemas.FeedbackIn, intake: FeedbackDep) -> Response:
     """Store one event durably (202 once committed); the next answer reflects it."""
-    ack = services.feedback([event])  # serialised here: the hottest write route skips
+    ack = intake.accept([event])  # serialised here: the hottest write route skips
     return JSONBytes(ack.model_dump_json().encode(), status.HTTP_202_ACCEPTED)  # re-validation
 
 
@@ -109,28 +110,28 @@ def feedback(event: schemas.FeedbackIn, services: ServicesDep) -> Response:
     "/feedback/batch", response_model=schemas.FeedbackAck, status_code=status.HTTP_202_ACCEPTED
 )
 def feedback_batch(
-    batch: schemas.FeedbackBatch, services: ServicesDep, settings: SettingsDep
+    batch: schemas.FeedbackBatch, intake: FeedbackDep, settings: SettingsDep
 ) -> schemas.FeedbackAck:
     """Store up to ``max_batch`` events in one transaction."""
     if len(batch.events) > settings.max_batch:
         raise HTTPException(413, f"at most {settings.max_batch} events per batch")
-    return services.feedback(batch.events)
+    return intake.accept(batch.events)
 
 
 @api.get("/items/{item_id}/similar", response_model=list[schemas.SimilarItem])
 def similar(
-    item_id: str, services: ServicesDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+    item_id: str, lookups: LookupsDep, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> list[schemas.SimilarItem]:
     """More like this — also for titles nobody has watched."""
-    return services.similar(item_id, k)
+    return lookups.similar(item_id, k)
 
 
 @api.get("/users/{user_id}/history", response_model=list[schemas.HistoryEvent])
 def history(
-    user_id: str, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    user_id: str, lookups: LookupsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[schemas.HistoryEvent]:
     """The user's events: from the training data and received online since."""
-    return services.history(user_id, limit)
+    return lookups.history(user_id, limit)
 
 
 @ops.get("/health")
@@ -154,59 +155,41 @@ def metrics(services: ServicesDep) -> Response:
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-def require_admin(
-    settings: SettingsDep,
-    x_api_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> None:
-    """Admin calls need the configured key in ``X-API-Key``; with none configured, none pass."""
-    expected = settings.admin_api_key
-    if not expected:
-        raise HTTPException(403, "the admin API is disabled (no ADMIN_API_KEY configured)")
-    if not x_api_key or not hmac.compare_digest(x_api_key.encode(), expected.encode()):
-        raise HTTPException(401, "missing or wrong X-API-Key")
-
-
-AdminDep = Annotated[None, Depends(require_admin)]
-
-
 @admin.post("/reload")
-def reload(_: AdminDep, services: ServicesDep) -> dict:
+def reload(_: AdminKey, operator: AdminDep) -> dict:
     """Load the promoted (or re-written) bundle now; a broken one is refused."""
-    return services.reload()
+    return operator.reload()
 
 
 @admin.post("/promote")
-def promote(body: schemas.Promote, _: AdminDep, services: ServicesDep) -> dict:
+def promote(body: schemas.Promote, _: AdminKey, operator: AdminDep) -> dict:
     """Promote a registry version and switch to it."""
-    if services.registry is None:
+    if operator.registry is None:
         raise HTTPException(409, "no model registry configured (CINEREC_REGISTRY)")
-    services.registry.promote(body.version)
-    return services.reload()
+    operator.registry.promote(body.version)
+    return operator.reload()
 
 
 @admin.get("/versions")
-def versions(_: AdminDep, services: ServicesDep) -> dict:
+def versions(_: AdminKey, operator: AdminDep) -> dict:
     """The registry's versions and the one served."""
-    listed = []
-    if services.registry is not None:
-        listed = [vars(v) for v in services.registry.versions()]
-    return {"serving": services.holder.version, "versions": listed}
+    return operator.versions()
 
 
 @admin.put("/editor-picks")
-def editor_picks(body: schemas.EditorPicks, _: AdminDep, services: ServicesDep) -> dict:
+def editor_picks(body: schemas.EditorPicks, _: AdminKey, operator: AdminDep) -> dict:
     """Replace the editor picks (a recall source; reasons say "Editor's pick"), stored
     durably beside the event log for every version served, across restarts."""
-    return services.set_editor_picks(body.item_ids)
+    return operator.set_editor_picks(body.item_ids)
 
 
 @admin.get("/editor-picks")
-def editor_picks_get(_: AdminDep, services: ServicesDep) -> dict:
+def editor_picks_get(_: AdminKey, operator: AdminDep) -> dict:
     """The editor picks in force: the operator's, or the served bundle's own."""
-    return services.editor_picks()
+    return operator.editor_picks()
 
 
 @admin.delete("/editor-picks")
-def editor_picks_reset(_: AdminDep, services: ServicesDep) -> dict:
+def editor_picks_reset(_: AdminKey, operator: AdminDep) -> dict:
     """Forget the operator's picks: the served bundle's own apply again."""
-    return services.set_editor_picks(None)
+    return operator.set_editor_picks(None)
