@@ -21,15 +21,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cinerec.pipeline.recommender import Recommender
-from cinerec.pipeline.types import Request
-from cinerec.serving import schemas
 from cinerec.serving.admin import Admin
-from cinerec.serving.answers import Answers, Trending
-from cinerec.serving.errors import NotFoundError, UnavailableError
-from cinerec.serving.events import FeedbackEvent
-from cinerec.serving.feedback import FeedbackIntake, confidence
-from cinerec.serving.holders import ModelHolder, StaticHolder, load_for_serving
+from cinerec.serving.answers import Answers
+from cinerec.serving.feedback import FeedbackIntake
+from cinerec.serving.holders import ModelHolder
 from cinerec.serving.lookups import Lookups
 from cinerec.serving.metrics import Metrics
 from cinerec.serving.present import LiveCatalog
@@ -43,17 +38,6 @@ if TYPE_CHECKING:  # the backends' modules load their clients (SQLAlchemy, redis
     from cinerec.serving.registry import ModelRegistry
     from cinerec.serving.state import OnlineState
     from cinerec.serving.stream import EventStream
-
-#: Names this module defined before the request paths moved out (imported from here still).
-__all__ = [
-    "NotFoundError",
-    "Services",
-    "StaticHolder",
-    "UnavailableError",
-    "confidence",
-    "load_for_serving",
-]
-
 
 class Services:
     """The live parts of one API process and the request paths built on them.
@@ -116,54 +100,6 @@ class Services:
         self.admin.note_model()
         self.views.of(holder.value)  # built before the first request needs it
 
-    # ----- the request paths, on the whole ---------------------------------------------------
-    def cache_key(self, body: schemas.RecommendationRequest) -> str:
-        """See :meth:`Answers.cache_key`."""
-        return self.answers.cache_key(body)
-
-    def cached_json(
-        self, body: schemas.RecommendationRequest, key: str
-    ) -> tuple[bytes | None, str | None]:
-        """See :meth:`Answers.cached_json`."""
-        return self.answers.cached_json(body, key)
-
-    def recommend_json(
-        self,
-        body: schemas.RecommendationRequest,
-        key: str | None = None,
-        generation: str | None = None,
-    ) -> bytes:
-        """See :meth:`Answers.recommend_json`."""
-        return self.answers.recommend_json(body, key, generation)
-
-    def feedback(self, incoming: list[schemas.FeedbackIn]) -> schemas.FeedbackAck:
-        """See :meth:`FeedbackIntake.accept`."""
-        return self.intake.accept(incoming)
-
-    def similar(self, item_id: str, k: int) -> list[schemas.SimilarItem]:
-        """See :meth:`Lookups.similar`."""
-        return self.lookups.similar(item_id, k)
-
-    def history(self, user_id: str, limit: int) -> list[schemas.HistoryEvent]:
-        """See :meth:`Lookups.history`."""
-        return self.lookups.history(user_id, limit)
-
-    def reload(self) -> dict[str, Any]:
-        """See :meth:`Admin.reload`."""
-        return self.admin.reload()
-
-    def note_model(self) -> None:
-        """See :meth:`Admin.note_model`."""
-        self.admin.note_model()
-
-    def set_editor_picks(self, item_ids: list[str] | None) -> dict[str, Any]:
-        """See :meth:`Admin.set_editor_picks`."""
-        return self.admin.set_editor_picks(item_ids)
-
-    def editor_picks(self) -> dict[str, Any]:
-        """See :meth:`Admin.editor_picks`."""
-        return self.admin.editor_picks()
-
     # ----- operations ------------------------------------------------------------------------
     def ready(self) -> dict[str, Any]:
         """Readiness: a model is served and the event log answers (the online state and
@@ -184,20 +120,3 @@ class Services:
         self.holder.stop()
         self.pipelines.close()
         self.events.close()
-
-    # ----- the recommendation path's internals, as tests reach them ---------------------------
-    @property
-    def _trending(self) -> tuple[float, Trending]:
-        return self.answers.trending_memo
-
-    @_trending.setter
-    def _trending(self, value: tuple[float, Trending]) -> None:
-        self.answers.trending_memo = value
-
-    def _live_trending(self) -> Trending:
-        return self.answers.live_trending()
-
-    def _request(
-        self, rec: Recommender, body: schemas.RecommendationRequest, online: list[FeedbackEvent]
-    ) -> Request:
-        return self.answers.request(rec, body, online)

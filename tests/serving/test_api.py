@@ -170,10 +170,10 @@ def test_feedback_feeds_the_online_trending_counts(client: TestClient) -> None:
     events += [{"user_id": f"fan{n}", "item_id": "cold4", "action": "skip"} for n in range(40)]
     assert client.post("/v1/feedback/batch", json={"events": events}).status_code == 202
     services = client.app.state.services  # type: ignore[attr-defined]
-    services._trending = (0.0, ())  # skip the 2 s refresh interval
-    live = dict(services._live_trending())
+    services.answers.trending_memo = (0.0, ())  # skip the 2 s refresh interval
+    live = dict(services.answers.live_trending())
     assert live["cold3"] == 30 and "cold4" not in live  # skips do not trend
-    request = services._request(services.holder.value, schemas.RecommendationRequest(), [])
+    request = services.answers.request(services.holder.value, schemas.RecommendationRequest(), [])
     rec = services.holder.value
     history, stored = rec.history_for(request)
     cands = rec.score_candidates(history, request, stored=stored).candidates

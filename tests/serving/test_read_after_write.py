@@ -70,7 +70,7 @@ def test_an_answer_computed_before_a_skip_is_never_cached_after_it(
         body = schemas.RecommendationRequest(user_id="u7", k=8)
         answers: list[bytes] = []
         request_a = threading.Thread(
-            target=lambda: answers.append(services.recommend_json(body)), name="request-a"
+            target=lambda: answers.append(services.answers.recommend_json(body)), name="request-a"
         )
         request_a.start()
         assert computed.wait(30)

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from cinerec.pipeline.recommender import Recommender
 from cinerec.pipeline.types import Constraints, Context, RecentEvent, Request
 from cinerec.serving.app import create_app
-from cinerec.serving.service import Services, load_for_serving
+from cinerec.serving.holders import load_for_serving
+from cinerec.serving.service import Services
 from cinerec.serving.workers import (
     PipelineRunner,
     PipelineWorkers,
