@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from cinerec.data.dataset import Dataset
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.splits import make_split
 from cinerec.models.base import Model, get_model_class
+from cinerec.models.content import start_embedding_prefetch
 from cinerec.pipeline.config import PipelineConfig, default_config
 from cinerec.pipeline.offline import RankerChoice, train_ranker
 from cinerec.pipeline.persist import write_pipeline
@@ -38,6 +39,9 @@ class TrainReport:
     searches: dict[str, SearchResult]
     timings: dict[str, float]
     pipeline: dict[str, Any] | None = None
+    #: wall-clock (start, end) epochs of "tuning", "encoding", "ranker" and "fitting"
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)
+    embeddings: dict[str, Any] | None = None  # what the background encoding did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +53,7 @@ class TrainReport:
             },
             "seconds": {k: round(v, 3) for k, v in self.timings.items()},
             "pipeline": self.pipeline,
+            "embeddings": self.embeddings,
         }
 
 
@@ -70,7 +75,9 @@ def train_bundle(
     Each model is tuned on the validation carve; with ``hybrid`` the models are then
     fitted on the carve's training part and the pipeline's ranker is trained and chosen
     on its held-out part (:func:`~cinerec.pipeline.offline.choose_ranker`); finally every
-    model is refitted on all interactions. The bundle's ``default_model`` is the best
+    model is refitted on all interactions. The content model's text embeddings are
+    encoded in a background process from the start (:func:`start_embedding_prefetch`),
+    while the models before it are tuned. The bundle's ``default_model`` is the best
     single model (what ``Bundle.recommend`` uses); the pipeline (config, ranker, user
     histories) goes in ``pipeline/``.
     """
@@ -81,27 +88,46 @@ def train_bundle(
     searches: dict[str, SearchResult] = {}
     models: dict[str, Model] = {}
     full = InteractionMatrix.build(dataset.interactions, items=dataset.items, item_index=item_index)
-    for name in model_names:
-        started = time.perf_counter()
-        searches[name] = tune(
-            name,
-            validation,
-            items=dataset.items,
-            item_index=item_index,
-            metric=metric,
-            time_budget_s=tune_time_budget_s,
-            seed=seed,
-        )
-        timings[f"tune.{name}"] = time.perf_counter() - started
-        console.log(
-            f"{name}: {metric} {searches[name].best_value:.4f} on validation with "
-            f"{searches[name].best_params or 'no parameters'}"
-        )
+    phases: dict[str, tuple[float, float]] = {}
+    embeddings: dict[str, Any] | None = None
+    tuning_started = time.time()
+    prefetch = start_embedding_prefetch(full.catalog) if "content" in model_names else None
+    try:
+        for name in model_names:
+            if name == "content" and prefetch is not None:
+                done = prefetch.wait()
+                phases["encoding"] = (done.started, done.finished)
+                embeddings = done.to_dict()
+                console.log(
+                    f"text embeddings: {done.encoded} of {done.texts} texts encoded in the "
+                    f"background in {done.finished - done.started:.0f}s (waited "
+                    f"{done.waited:.0f}s){'' if done.ok else f'; failed: {done.error}'}"
+                )
+            started = time.perf_counter()
+            searches[name] = tune(
+                name,
+                validation,
+                items=dataset.items,
+                item_index=item_index,
+                metric=metric,
+                time_budget_s=tune_time_budget_s,
+                seed=seed,
+            )
+            timings[f"tune.{name}"] = time.perf_counter() - started
+            console.log(
+                f"{name}: {metric} {searches[name].best_value:.4f} on validation with "
+                f"{searches[name].best_params or 'no parameters'}"
+            )
+    finally:
+        if prefetch is not None:
+            prefetch.stop()
+    phases["tuning"] = (tuning_started, time.time())
     default = max(searches, key=lambda n: searches[n].best_value)
     config = pipeline or default_config(list(model_names))
     choice: RankerChoice | None = None
     if hybrid:
         started = time.perf_counter()
+        ranker_started = time.time()
         choice = train_ranker(
             validation,
             dataset.items,
@@ -113,11 +139,13 @@ def train_bundle(
             progress=progress,
         )
         timings["ranker"] = time.perf_counter() - started
+        phases["ranker"] = (ranker_started, time.time())
         config = choice.config or config
         console.log(
             f"pipeline ranker: {choice.chosen_kind} ({choice.validation}); "
             f"re-rank: {choice.rerank.get('chosen')}"
         )
+    fitting_started = time.time()
     for name in model_names:
         started = time.perf_counter()
         models[name] = get_model_class(name)(**searches[name].best_params).fit(full)
@@ -148,6 +176,7 @@ def train_bundle(
             folder, config, choice.chosen if choice else None, histories
         ),
     )
+    phases["fitting"] = (fitting_started, time.time())
     console.log(f"bundle written to {bundle} (default model: {default})")
     return TrainReport(
         bundle=bundle,
@@ -155,6 +184,8 @@ def train_bundle(
         searches=searches,
         timings=timings,
         pipeline=pipeline_info,
+        phases=phases,
+        embeddings=embeddings,
     )
 
 
