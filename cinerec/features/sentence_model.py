@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cinerec.errors import CinerecError
 
@@ -86,3 +86,20 @@ def load_sentence_model(model_path: str, precision: str = "float32") -> Sentence
 
         model = model.to(torch.bfloat16)
     return model
+
+
+def longest_first(pending: list[tuple[bytes, str]], model: Any) -> list[tuple[bytes, str]]:
+    """``pending`` (key, text) pairs longest first: a batch pads little, the ETA is pessimistic.
+
+    Length is the token count where the model has a tokenizer: a batch is padded to its
+    longest text, and sorting the demo's catalog by characters left 23% of the encoded
+    tokens padding, by tokens 0.4% (about 15% more texts per second; tokenizing twice
+    costs 2%).
+    """
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return sorted(pending, key=lambda kt: -len(kt[1]))
+    limit = getattr(model, "max_seq_length", None) or 512
+    ids = tokenizer([text for _, text in pending], truncation=True, max_length=limit)["input_ids"]
+    order = sorted(range(len(pending)), key=lambda i: -len(ids[i]))
+    return [pending[i] for i in order]

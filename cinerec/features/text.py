@@ -38,6 +38,7 @@ from cinerec.errors import CinerecError
 from cinerec.features.sentence_model import (
     TEXT_MODEL_ENV,
     load_sentence_model,
+    longest_first,
     resolve_precision,
 )
 
@@ -351,9 +352,8 @@ class SentenceEncoder:
         return out
 
     def _encode_missing(self, pending: list[tuple[bytes, str]]) -> dict[bytes, np.ndarray]:
-        # Longest first: batches of similar length pad little, and the ETA is pessimistic.
-        pending = sorted(pending, key=lambda kt: -len(kt[1]))
         model = self.model
+        pending = longest_first(pending, model)
         fresh: dict[bytes, np.ndarray] = {}
         unsaved: list[bytes] = []
         with tqdm(

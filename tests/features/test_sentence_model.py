@@ -10,7 +10,7 @@ import pytest
 from cinerec.errors import CinerecError
 from cinerec.features import sentence_model
 from cinerec.features import text as text_module
-from cinerec.features.sentence_model import load_sentence_model, resolve_precision
+from cinerec.features.sentence_model import load_sentence_model, longest_first, resolve_precision
 from cinerec.features.text import SentenceEncoder, default_model_path
 
 
@@ -100,3 +100,20 @@ def test_bfloat16_embeddings_match_float32(monkeypatch: pytest.MonkeyPatch) -> N
     np.testing.assert_array_equal(
         np.argsort(-(full @ full.T), axis=1), np.argsort(-(half @ half.T), axis=1)
     )
+
+
+class Tokenized:
+    """A fake model with a tokenizer whose token counts disagree with character counts."""
+
+    max_seq_length = 3
+
+    @staticmethod
+    def tokenizer(texts: list[str], truncation: bool, max_length: int) -> dict[str, list]:
+        assert truncation
+        return {"input_ids": [list(range(min(len(t.split()), max_length))) for t in texts]}
+
+
+def test_texts_are_ordered_by_token_count_when_the_model_has_a_tokenizer() -> None:
+    pending = [(b"a", "one two"), (b"b", "a-very-long-single-token"), (b"c", "x y z w v")]
+    assert [k for k, _ in longest_first(pending, Tokenized())] == [b"c", b"a", b"b"]
+    assert [k for k, _ in longest_first(pending, object())] == [b"b", b"c", b"a"]  # characters
