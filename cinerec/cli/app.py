@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cinerec.cli.common import JsonFlag
+from cinerec.cli.common import CacheOpt, JsonFlag, MirrorOpt
 from cinerec.cli.common import print_summary as _print_summary
+from cinerec.cli.demo import demo
 from cinerec.cli.service import (
     batch_score_command,
     events_app,
@@ -36,18 +37,8 @@ app.add_typer(stream_app, name="stream")
 app.add_typer(registry_app, name="registry")
 app.command()(serve)
 app.command("batch-score")(batch_score_command)
+app.command()(demo)
 
-MirrorOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--mirror",
-        envvar="CINEREC_DATA_MIRROR",
-        help="Local folder or base URL mirroring the public datasets.",
-    ),
-]
-CacheOpt = Annotated[
-    Path | None, typer.Option("--cache", envvar="CINEREC_CACHE", help="Download cache folder.")
-]
 MapOpt = Annotated[
     str | None,
     typer.Option("--map", help="Column mapping, e.g. 'user_id=userId,item_id=movieId'."),
@@ -336,70 +327,6 @@ def evaluate(
                 for spec, run in runs.items()
             }
         )
-
-
-@app.command()
-def demo(
-    mirror: MirrorOpt = None,
-    cache: CacheOpt = None,
-    workdir: Annotated[
-        Path, typer.Option("--workdir", help="Where data/bundles/reports go.")
-    ] = Path("."),
-    evaluate_: Annotated[
-        bool, typer.Option("--evaluate/--no-evaluate", help="Print the evaluation table.")
-    ] = True,
-    serve_: Annotated[
-        bool, typer.Option("--serve/--no-serve", help="Start the API on the new bundle.")
-    ] = True,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    json_: JsonFlag = False,
-) -> None:
-    """The quick start: demo data, a trained hybrid bundle, its evaluation, then the API."""
-    from cinerec.data.loaders import load_dataset
-    from cinerec.evaluation.report import format_table, write_report
-    from cinerec.training.protocol import run_protocol
-    from cinerec.training.train import DEFAULT_TRAIN_MODELS, train_bundle
-
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    data = load_dataset("demo", mirror=mirror, cache=cache, progress=not json_)
-    data.save(workdir / "data" / "demo")
-    timings["data"] = time.perf_counter() - started
-    if not json_:
-        _print_summary(data.summary(), False)
-
-    started = time.perf_counter()
-    bundle = workdir / "bundles" / "demo"
-    trained = train_bundle(data, bundle, progress=not json_)
-    timings["train"] = time.perf_counter() - started
-    document: dict[str, Any] = {"dataset": data.summary(), "bundle": trained.to_dict()}
-    if evaluate_:
-        started = time.perf_counter()
-        models = (*DEFAULT_TRAIN_MODELS, "hybrid")
-        run = run_protocol(data, "leave-last:1", models, progress=not json_)
-        files = write_report(
-            run.results, workdir / "reports" / "demo", title="demo · leave-last:1",
-            context=run.context,
-        )  # fmt: skip
-        timings["evaluate"] = time.perf_counter() - started
-        document["results"] = [r.to_dict() for r in run.results]
-        document["report"] = {n: str(p) for n, p in files.items()}
-        if not json_:
-            out_console.print(format_table(run.results, k=10))
-            out_console.print(f"report: {files.get('markdown')}")
-    document["seconds"] = timings
-    if json_:
-        print_json(document)
-    else:
-        out_console.print(f"bundle: {trained.bundle}")
-        out_console.print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-    if serve_:
-        if not json_:
-            out_console.print(
-                f"serving http://{host}:{port}/docs (Ctrl-C stops; events in data/events.db)"
-            )
-        serve(bundle=bundle, registry=None, host=host, port=port, log_level="warning", workers=1)
 
 
 def _defaults_for(data: Any, defaults: tuple[str, ...]) -> tuple[str, ...]:

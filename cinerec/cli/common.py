@@ -1,7 +1,8 @@
-"""Pieces every ``cinerec`` command module shares: the --json flag and summary output."""
+"""Pieces every ``cinerec`` command module shares: common options and summary output."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,17 @@ import typer
 from cinerec.console import out_console, print_json
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+MirrorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mirror",
+        envvar="CINEREC_DATA_MIRROR",
+        help="Local folder or base URL mirroring the public datasets.",
+    ),
+]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache", envvar="CINEREC_CACHE", help="Download cache folder.")
+]
 
 
 def print_summary(summary: dict, json_: bool) -> None:

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from cinerec.data.matrix import InteractionMatrix
 from cinerec.errors import ModelError
 from cinerec.features.metadata import describes_items, metadata_features
+from cinerec.features.prefetch import EmbeddingPrefetch
 from cinerec.features.text import SentenceEncoder, compose_text, reduce_dense, tfidf_matrix
 from cinerec.models.base import Model, register
 from cinerec.models.space import SearchSpace
@@ -177,7 +178,7 @@ class ContentModel(Model):
             blocks.append(p["text_weight"] * _cached(key, lambda: self._tfidf(texts)))
         if p["embed_weight"] > 0:
             encoder = SentenceEncoder(p["text_model"])
-            key = ("embed", text_hash, encoder.name)
+            key = ("embed", text_hash, encoder.variant)
             blocks.append(p["embed_weight"] * _cached(key, lambda: encoder.encode(texts)))
         if p["meta_weight"] > 0:
             key = ("meta", _metadata_hash(catalog))
@@ -323,6 +324,22 @@ class ContentModel(Model):
             )
             for p in ("weights", "skipped")
         )
+
+
+def start_embedding_prefetch(
+    catalog: pd.DataFrame | None, params: dict[str, Any] | None = None
+) -> EmbeddingPrefetch | None:
+    """Start encoding ``catalog``'s descriptions into the embedding cache in a background
+    process (:mod:`cinerec.features.prefetch`) so that a later fit finds them cached.
+
+    ``params`` are :class:`ContentModel` parameters, defaults filled in (the search space
+    never varies ``embed_weight`` nor ``text_model``). None when they use no embeddings or
+    there is no catalog.
+    """
+    p = {**ContentModel.default_params(), **(params or {})}
+    if catalog is None or not p["embed_weight"] > 0:
+        return None
+    return EmbeddingPrefetch(compose_text(catalog), model_path=p["text_model"]).start()
 
 
 def _row_mean(matrix: sp.csr_matrix) -> sp.csr_matrix:

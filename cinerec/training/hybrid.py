@@ -18,7 +18,7 @@ The steps, each on data the test part never touches:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ class HybridFit:
     config: PipelineConfig
     choice: RankerChoice | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: wall-clock (start, end) epochs of "tuning", "ranker" (when trained) and "fitting"
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def ranker(self) -> Ranker | None:
@@ -84,6 +86,7 @@ def fit_hybrid(
     tune_time_budget_s: float | None = None,
     progress: bool = False,
     console: Console | None = None,
+    before_tuning: Callable[[str], None] | None = None,
 ) -> HybridFit:
     """Tune ``model_names`` on ``validation``, train the pipeline, fit them on ``train``.
 
@@ -93,6 +96,8 @@ def fit_hybrid(
     config stays as given). ``fixed_params`` pins parameters per model (the rest is
     tuned); ``tune_models`` False fits each model with its defaults plus the pinned ones.
     ``validation`` may be None only when nothing is tuned or trained on it.
+    ``before_tuning(name)`` runs before each model is tuned (``cinerec train`` waits there
+    for the content model's text embeddings, encoded in the background meanwhile).
     """
     if not model_names:
         raise ValueError("fit_hybrid needs at least one model")
@@ -102,7 +107,11 @@ def fit_hybrid(
     fixed_params = fixed_params or {}
     timings: dict[str, float] = {}
     searches: dict[str, SearchResult] = {}
+    phases: dict[str, tuple[float, float]] = {}
+    tuning_started = time.time()
     for name in model_names:
+        if before_tuning is not None:
+            before_tuning(name)
         started = time.perf_counter()
         fixed = fixed_params.get(name, {})
         if validation is not None and tune_models:
@@ -125,11 +134,13 @@ def fit_hybrid(
             f"{search.best_params or 'no parameters'} ({len(search.trials)} points, "
             f"{timings[f'tune.{name}']:.1f}s)"
         )
+    phases["tuning"] = (tuning_started, time.time())
     default = max(searches, key=lambda n: _finite(searches[n].best_value))
     config = pipeline or default_config(list(model_names))
     choice: RankerChoice | None = None
     if validation is not None and with_pipeline:
         started = time.perf_counter()
+        ranker_started = time.time()
         choice = train_ranker(
             validation,
             items,
@@ -141,17 +152,20 @@ def fit_hybrid(
             progress=progress,
         )
         timings["ranker"] = time.perf_counter() - started
+        phases["ranker"] = (ranker_started, time.time())
         config = choice.config or config
         console.log(
             f"pipeline ranker: {choice.chosen_kind} ({choice.validation}); "
             f"re-rank: {choice.rerank.get('chosen')}"
         )
     models: dict[str, Model] = {}
+    fitting_started = time.time()
     for name in model_names:
         started = time.perf_counter()
         models[name] = get_model_class(name)(**searches[name].best_params).fit(train)
         timings[f"fit.{name}"] = time.perf_counter() - started
-    return HybridFit(searches, models, default, config, choice, timings)
+    phases["fitting"] = (fitting_started, time.time())
+    return HybridFit(searches, models, default, config, choice, timings, phases)
 
 
 def _finite(value: float) -> float:

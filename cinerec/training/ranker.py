@@ -27,7 +27,7 @@ from cinerec.models.base import get_model_class
 from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.offline import build_recommender
 from cinerec.pipeline.rankers import Ranker, RankingData, make_ranker, ndcg_at_k
-from cinerec.pipeline.recommender import Recommender, Request
+from cinerec.pipeline.recommender import Recommender, Request, Scored
 from cinerec.training.rerank_tuning import tune_rerank
 
 RANKER_KINDS = ("lightgbm", "neural", "fusion")
@@ -59,12 +59,15 @@ def ranking_data(
     negatives: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    keep: dict[int, Scored] | None = None,
 ) -> tuple[RankingData, CandidateStats]:
     """Labelled candidate rows for every user with held-out items in ``truth``.
 
     Queries without a single held-out item among their candidates are left out (nothing
     to learn). ``negatives`` keeps at most that many random negatives per query (all
     positives kept) — training rows; None keeps every candidate (evaluation rows).
+    ``keep``, when given, receives each query user's scored candidates (the re-rank
+    search reuses them instead of computing them again).
     """
     rng = np.random.default_rng(seed)
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
@@ -88,6 +91,8 @@ def ranking_data(
             source_hits.setdefault(name, []).append(found.sum() / len(positives))
         if not hit.any():
             continue
+        if keep is not None:
+            keep[int(user)] = scored
         rows = np.arange(len(cands))
         if negatives is not None:
             neg = rows[~hit]
@@ -129,6 +134,8 @@ class RankerChoice:
     valid_users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rerank: dict[str, Any] = field(default_factory=dict)  # what tune_rerank chose, and why
     config: PipelineConfig | None = None  # the config with the tuned re-rank policy
+    #: each query user's scored candidates (from ranking_data), for the re-rank search
+    scored: dict[int, Scored] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,8 +170,11 @@ def choose_ranker(
 
     console = Console(stderr=True, quiet=not progress)
     started = time.perf_counter()
+    kept: dict[int, Scored] = {}
     if prepared is None:
-        prepared = ranking_data(recommender, truth, negatives=None, seed=seed, progress=progress)
+        prepared = ranking_data(
+            recommender, truth, negatives=None, seed=seed, progress=progress, keep=kept
+        )
     data, stats = prepared
     seconds = {"candidates": time.perf_counter() - started}
     console.log(
@@ -202,7 +212,7 @@ def choose_ranker(
     else:
         best = preferred if preferred in scores else "none"
     valid_users = stats.query_users[np.sort(order[:n_valid])]
-    return RankerChoice(fitted.get(best), best, scores, stats, seconds, valid_users)
+    return RankerChoice(fitted.get(best), best, scores, stats, seconds, valid_users, scored=kept)
 
 
 def train_ranker(
@@ -230,7 +240,8 @@ def train_ranker(
     if config.rerank.tune and len(choice.valid_users):
         recommender.ranker = choice.chosen
         users = choice.stats.query_users  # every carved user with a candidate hit
-        choice.config, choice.rerank = tune_rerank(recommender, truth, users)
+        choice.config, choice.rerank = tune_rerank(recommender, truth, users, scored=choice.scored)
+        choice.scored = {}  # ~100 MB on the demo data: not kept past the search
     return choice
 
 

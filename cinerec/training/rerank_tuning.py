@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from cinerec.evaluation.beyond import intra_list_diversity
 from cinerec.evaluation.metrics import ndcg_at_k
 from cinerec.pipeline.config import PipelineConfig
-from cinerec.pipeline.recommender import Recommender
+from cinerec.pipeline.recommender import Recommender, Scored
 from cinerec.pipeline.types import Request
 
 #: Required diversity above the reference's on validation, so that the floor still holds
@@ -42,11 +42,14 @@ def tune_rerank(
     *,
     k: int = 10,
     grid: tuple[tuple[str, float, int | None], ...] = RERANK_GRID,
+    scored: dict[int, Scored] | None = None,
 ) -> tuple[PipelineConfig, dict[str, Any]]:
     """The pipeline config with the chosen re-rank policy, and a record of the search.
 
     ``recommender`` holds the stage-1 models and the chosen ranker; ``truth`` the held-out
-    items (rows = users); ``users`` the validation users to measure on.
+    items (rows = users); ``users`` the validation users to measure on. ``scored``: users'
+    candidates already scored for a default :class:`Request` (the ranker's training
+    data), reused instead of computed again.
     """
     users = np.asarray(users, dtype=np.int64)
     genres = recommender.facts.genres
@@ -55,18 +58,21 @@ def tune_rerank(
     floor = _mean_diversity(ref_top, genres, k)
     request = Request(k=k)
     prepared = []
+    known = scored or {}
     for user in users:
-        history = recommender.histories.get(int(user))
-        scored = recommender.score_candidates(history, request, stored=True)
-        prepared.append((scored, *recommender.rank(scored)))
+        found = known.get(int(user))
+        if found is None:
+            history = recommender.histories.get(int(user))
+            found = recommender.score_candidates(history, request, stored=True)
+        prepared.append((found, *recommender.rank(found)))
     rows = truth[users]
     tried: list[dict[str, Any]] = []
     base = recommender.config.rerank
     for space, lam, cap in grid:
         cfg = replace_rerank(base, mmr_space=space, mmr_lambda=lam, genre_cap=cap)
         ranked = np.full((len(users), k), -1, dtype=np.int64)
-        for row, (scored, top, scores) in enumerate(prepared):
-            result = recommender.rerank(scored, top, scores, request, cfg)
+        for row, (candidates, top, scores) in enumerate(prepared):
+            result = recommender.rerank(candidates, top, scores, request, cfg)
             ranked[row, : len(result.items)] = result.items
         tried.append(
             {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from cinerec.data.dataset import Dataset
 from cinerec.data.matrix import IdIndex, InteractionMatrix
 from cinerec.evaluation.splits import make_split
 from cinerec.models.bundle import save_bundle
+from cinerec.models.content import start_embedding_prefetch
 from cinerec.pipeline.config import PipelineConfig
 from cinerec.pipeline.persist import write_pipeline
 from cinerec.pipeline.state import HistoryStore, UserLimits
@@ -35,6 +37,9 @@ class TrainReport:
     searches: dict[str, SearchResult]
     timings: dict[str, float]
     pipeline: dict[str, Any] | None = None
+    #: wall-clock (start, end) epochs of "tuning", "encoding", "ranker" and "fitting"
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)
+    embeddings: dict[str, Any] | None = None  # what the background encoding did
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +51,7 @@ class TrainReport:
             },
             "seconds": {k: round(v, 3) for k, v in self.timings.items()},
             "pipeline": self.pipeline,
+            "embeddings": self.embeddings,
         }
 
 
@@ -67,7 +73,9 @@ def train_bundle(
     Each model is tuned on the validation carve; with ``hybrid`` the models are then
     fitted on the carve's training part and the pipeline's ranker is trained and chosen
     on its held-out part (:func:`~cinerec.training.hybrid.fit_hybrid`); finally every
-    model is refitted on all interactions. The bundle's ``default_model`` is the best
+    model is refitted on all interactions. The content model's text embeddings are
+    encoded in a background process from the start (:func:`start_embedding_prefetch`),
+    while the models before it are tuned. The bundle's ``default_model`` is the best
     single model (what ``Bundle.recommend`` uses); the pipeline (config, ranker, user
     histories) goes in ``pipeline/``.
     """
@@ -76,19 +84,43 @@ def train_bundle(
     item_index = IdIndex.from_ids(dataset.items["item_id"])
     validation = make_split(validation_spec, dataset.interactions, seed=seed)
     full = InteractionMatrix.build(dataset.interactions, items=dataset.items, item_index=item_index)
-    fit = fit_hybrid(
-        validation,
-        full,
-        dataset.items,
-        model_names,
-        pipeline=pipeline,
-        with_pipeline=hybrid,
-        metric=metric,
-        seed=seed,
-        tune_time_budget_s=tune_time_budget_s,
-        progress=progress,
-        console=console,
-    )
+    phases: dict[str, tuple[float, float]] = {}
+    embeddings: dict[str, Any] | None = None
+    prefetch = start_embedding_prefetch(full.catalog) if "content" in model_names else None
+
+    def wait_for_embeddings(name: str) -> None:
+        """Before content is tuned, its text embeddings must be ready (or failed)."""
+        nonlocal embeddings
+        if name != "content" or prefetch is None:
+            return
+        done = prefetch.wait()
+        phases["encoding"] = (done.started, done.finished)
+        embeddings = done.to_dict()
+        console.log(
+            f"text embeddings: {done.encoded} of {done.texts} texts encoded in the "
+            f"background in {done.finished - done.started:.0f}s (waited "
+            f"{done.waited:.0f}s){'' if done.ok else f'; failed: {done.error}'}"
+        )
+
+    try:
+        fit = fit_hybrid(
+            validation,
+            full,
+            dataset.items,
+            model_names,
+            pipeline=pipeline,
+            with_pipeline=hybrid,
+            metric=metric,
+            seed=seed,
+            tune_time_budget_s=tune_time_budget_s,
+            progress=progress,
+            console=console,
+            before_tuning=wait_for_embeddings,
+        )
+    finally:
+        if prefetch is not None:
+            prefetch.stop()
+    phases.update(fit.phases)
     histories = HistoryStore.from_events(full.events, full.n_users)
     pipeline_info = fit.pipeline_info()
     bundle = save_bundle(
@@ -111,6 +143,7 @@ def train_bundle(
         },
         extras=lambda folder: write_pipeline(folder, fit.config, fit.ranker, histories, limits),
     )
+    phases["fitting"] = (phases["fitting"][0], time.time())  # the bundle written included
     console.log(f"bundle written to {bundle} (default model: {fit.default_model})")
     return TrainReport(
         bundle=bundle,
@@ -118,4 +151,6 @@ def train_bundle(
         searches=fit.searches,
         timings=fit.timings,
         pipeline=pipeline_info,
+        phases=phases,
+        embeddings=embeddings,
     )

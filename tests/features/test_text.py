@@ -93,9 +93,11 @@ class FakeModel:
 @pytest.fixture
 def fake_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[FakeModel]:
     monkeypatch.setenv("CINEREC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CINEREC_TEXT_PRECISION", "float32")
     loaded: list[FakeModel] = []
 
-    def load(path: str) -> FakeModel:
+    def load(path: str, precision: str) -> FakeModel:
+        assert precision == "float32"
         loaded.append(FakeModel())
         return loaded[-1]
 

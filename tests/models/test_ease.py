@@ -59,6 +59,19 @@ def test_matches_direct_numpy(lam: float) -> None:
     assert (np.diag(model.weights) == 0).all()
 
 
+@pytest.mark.parametrize("lam", [0.5, 10.0])
+def test_fewer_users_than_items_matches_direct_numpy(lam: float) -> None:
+    """The users x users (Woodbury) path gives the same closed form."""
+    X = np.random.default_rng(0).binomial(1, 0.4, size=(6, 15)).astype(np.float64)
+    X[0, :] = 1.0  # every item has an interaction
+    model = EASE(lam=lam).fit(matrix_from(X))
+    B = direct_ease(X, lam)
+    assert model.weights is not None and model.weights.shape == (15, 15)
+    np.testing.assert_allclose(model.weights, B, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.score(np.arange(6)), X @ B, rtol=1e-5, atol=1e-6)
+    assert (np.diag(model.weights) == 0).all()
+
+
 def test_confidence_input() -> None:
     ratings = X54 * np.array([[5], [4], [3], [2], [1]])  # rating / 5 is the confidence
     model = EASE(lam=2.0, binarize=False).fit(matrix_from(ratings, event="rating"))

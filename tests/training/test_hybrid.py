@@ -19,7 +19,7 @@ from cinerec.pipeline.persist import load_recommender
 from cinerec.pipeline.recommender import Request
 from cinerec.training.protocol import run_protocol
 from cinerec.training.ranker import choose_ranker, held_out_truth, ranking_data, train_ranker
-from cinerec.training.rerank_tuning import DIVERSITY_MARGIN
+from cinerec.training.rerank_tuning import DIVERSITY_MARGIN, tune_rerank
 from cinerec.training.train import train_bundle
 from tests.pipeline.conftest import dataset, fitted_models, rich_dataset
 
@@ -109,3 +109,20 @@ def test_rerank_policy_is_chosen_under_a_diversity_floor(dataset: Dataset) -> No
         assert chosen["ndcg@10"] == max(t["ndcg@10"] for t in feasible)
     assert choice.config.rerank.mmr_lambda == chosen["mmr_lambda"]
     assert choice.config.rerank.genre_cap == chosen["genre_cap"]
+
+
+def test_rerank_search_reuses_the_ranker_datas_candidates(carve) -> None:
+    """Scored candidates kept by ranking_data give the re-rank search the same answer as
+    scoring them again, and are not scored again."""
+    train, truth, models = carve
+    recommender = build_recommender(models, train, default_config(list(models)))
+    kept: dict = {}
+    _, stats = ranking_data(recommender, truth, negatives=None, keep=kept)
+    assert set(kept) == set(stats.query_users.tolist()) and kept
+    fresh_config, fresh = tune_rerank(recommender, truth, stats.query_users)
+    scored_calls = []
+    original = recommender.score_candidates
+    recommender.score_candidates = lambda *a, **kw: scored_calls.append(1) or original(*a, **kw)
+    reused_config, reused = tune_rerank(recommender, truth, stats.query_users, scored=kept)
+    assert not scored_calls
+    assert reused == fresh and reused_config == fresh_config
