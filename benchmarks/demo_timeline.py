@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from procstat import tree_cpu_seconds
 from rich.console import Console
 from rich.table import Table
 
@@ -51,23 +52,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid``, its live descendants and the
-    children they have already reaped (the finished background encoder), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
-    try:
-        while todo:
-            current = todo.pop()
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15]) / tick
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    except (OSError, ValueError):
-        return float("nan")
-    return total
 
 
 class CpuSampler(threading.Thread):

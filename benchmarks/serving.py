@@ -38,25 +38,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+from procstat import tree_cpu_seconds
 from rich.console import Console
 from rich.table import Table
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid`` and its descendants
-    (uvicorn's workers), read from /proc; NaN where /proc is not available."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
-    try:
-        while todo:
-            current = todo.pop()
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:
-        return float("nan")
-    return total
 
 
 class CpuMeter:
