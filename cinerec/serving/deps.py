@@ -34,28 +34,27 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_answers(request: Request) -> Answers:
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_answers(services: ServicesDep) -> Answers:
     """The recommendation path."""
-    part: Answers = request.app.state.services.answers
-    return part
+    return services.answers
 
 
-def get_intake(request: Request) -> FeedbackIntake:
+def get_intake(services: ServicesDep) -> FeedbackIntake:
     """The feedback path."""
-    part: FeedbackIntake = request.app.state.services.intake
-    return part
+    return services.intake
 
 
-def get_lookups(request: Request) -> Lookups:
+def get_lookups(services: ServicesDep) -> Lookups:
     """Similar items and user histories."""
-    part: Lookups = request.app.state.services.lookups
-    return part
+    return services.lookups
 
 
-def get_admin(request: Request) -> Admin:
+def get_admin(services: ServicesDep) -> Admin:
     """The admin API's work (check the key with :data:`AdminKey` too)."""
-    part: Admin = request.app.state.services.admin
-    return part
+    return services.admin
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -73,7 +72,6 @@ def require_admin(
         raise HTTPException(401, "missing or wrong X-API-Key")
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 AnswersDep = Annotated[Answers, Depends(get_answers)]
 FeedbackDep = Annotated[FeedbackIntake, Depends(get_intake)]
 LookupsDep = Annotated[Lookups, Depends(get_lookups)]
